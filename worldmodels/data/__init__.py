@@ -1,0 +1,1 @@
+"""Data: video readers, clip datasets, recorders and synthetic worlds."""

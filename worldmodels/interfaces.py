@@ -1,0 +1,286 @@
+"""The four component interfaces a world model is composed of.
+
+Axis legend used throughout the library:
+
+* ``B`` batch, ``T`` time (frames), ``C`` channels, ``H W`` pixels,
+* ``h w`` token grid of one frame, ``N = h * w`` tokens per frame,
+* ``D`` embedding width, ``V`` vocabulary size, ``A`` number of latent actions.
+
+Conventions (see the specification, section 3):
+
+* video is ``B T C H W`` float in ``[0, 1]``;
+* tokens are ``B T h w`` int64;
+* actions are ``B T-1`` int64, action ``t`` explains the transition from frame ``t`` to
+  frame ``t + 1``.
+
+A component is an :class:`torch.nn.Module` that subclasses one of these abstract classes,
+is registered with :func:`worldmodels.register`, and takes only JSON-serialisable keyword
+arguments in its constructor (so the resolved config can rebuild it).
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+Metrics = dict[str, Tensor]
+"""Scalar metrics of one loss evaluation, detached 0-d tensors keyed by name."""
+
+LossOutput = tuple[Tensor, Metrics]
+"""``(loss, metrics)``: a differentiable 0-d loss and detached scalar metrics."""
+
+
+def check_video(video: Tensor, name: str = "video", min_frames: int = 1) -> None:
+    """Validate a ``B T C H W`` float video tensor.
+
+    Args:
+        video: the tensor to check.
+        name: how the tensor is called in the error message.
+        min_frames: the least number of frames ``T`` that is acceptable.
+
+    Raises:
+        ValueError: if the tensor has the wrong rank, dtype or too few frames.
+    """
+    if not isinstance(video, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape B T C H W, got {type(video).__name__}.")
+    if video.ndim != 5:
+        raise ValueError(
+            f"{name} must have shape B T C H W (5 dims), got shape {tuple(video.shape)}. "
+            "Add a batch axis with video[None] or a time axis with video[:, None]."
+        )
+    if not video.is_floating_point():
+        raise ValueError(
+            f"{name} must be a float tensor with values in [0, 1], got dtype {video.dtype}. "
+            "Convert uint8 frames with video.float() / 255."
+        )
+    if video.shape[1] < min_frames:
+        raise ValueError(f"{name} needs at least {min_frames} frames (axis T), got shape {tuple(video.shape)}.")
+
+
+def check_actions(actions: Tensor, num_actions: int, name: str = "actions") -> None:
+    """Validate an int64 tensor of latent action indices.
+
+    Raises:
+        ValueError: if the dtype is not integer or an index lies outside ``[0, num_actions)``.
+    """
+    if actions.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+        raise ValueError(f"{name} must be an integer tensor of latent action indices, got dtype {actions.dtype}.")
+    if actions.numel() and (int(actions.min()) < 0 or int(actions.max()) >= num_actions):
+        raise ValueError(
+            f"{name} holds indices in [{int(actions.min())}, {int(actions.max())}] but this model has "
+            f"{num_actions} latent actions: use indices 0..{num_actions - 1}."
+        )
+
+
+class Component(nn.Module):
+    """Base of every registered component.
+
+    Subclasses record their constructor arguments with :meth:`_record_config`, so that
+    :meth:`get_config` returns a JSON-serialisable dict that rebuilds the component.
+    """
+
+    kind: ClassVar[str] = "component"
+    registered_name: ClassVar[str | None] = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._config: dict[str, Any] = {}
+
+    def _record_config(self, **kwargs: Any) -> None:
+        """Remember the constructor arguments (call once, at the top of ``__init__``)."""
+        self._config = dict(kwargs)
+
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments plus ``name``: enough to rebuild the component."""
+        return {"name": self.registered_name, **self._config}
+
+
+class Tokenizer(Component, abc.ABC):
+    """Turns video into discrete tokens and back.
+
+    Shapes: ``encode``: ``B T C H W`` float -> ``B T h w`` int64;
+    ``decode``: ``B T h w`` int64 -> ``B T C H W`` float in ``[0, 1]``.
+    """
+
+    kind: ClassVar[str] = "tokenizer"
+    vocab_size: int
+    """Number of distinct token ids (codebook size)."""
+    temporally_causal: bool = True
+    """Whether the tokens of frame ``t`` depend only on frames ``<= t``."""
+
+    @abc.abstractmethod
+    def encode(self, video: Tensor) -> Tensor:
+        """encode(video: B T C H W float) -> tokens: B T h w int64."""
+        raise NotImplementedError("encode(video: B T C H W float in [0,1]) -> tokens: B T h w int64")
+
+    @abc.abstractmethod
+    def decode(self, tokens: Tensor) -> Tensor:
+        """decode(tokens: B T h w int64) -> video: B T C H W float in [0, 1]."""
+        raise NotImplementedError("decode(tokens: B T h w int64) -> video: B T C H W float in [0,1]")
+
+    @abc.abstractmethod
+    def loss(self, video: Tensor) -> LossOutput:
+        """loss(video: B T C H W) -> (loss, metrics): reconstruction and quantiser losses."""
+        raise NotImplementedError("loss(video: B T C H W) -> (loss: 0-d Tensor, metrics: dict[str, Tensor])")
+
+    @abc.abstractmethod
+    def token_grid(self, height: int, width: int) -> tuple[int, int]:
+        """The token grid ``(h, w)`` of one ``height x width`` frame."""
+        raise NotImplementedError("token_grid(height: int, width: int) -> (h, w)")
+
+    def reconstruct(self, video: Tensor) -> Tensor:
+        """Encode then decode: ``B T C H W`` -> ``B T C H W``."""
+        return self.decode(self.encode(video))
+
+
+class ActionModel(Component, abc.ABC):
+    """Infers one discrete latent action per transition of a video.
+
+    Shapes: ``infer``: ``B T C H W`` -> ``B T-1`` int64; ``embed``: ``B T-1`` -> ``B T-1 D``.
+    """
+
+    kind: ClassVar[str] = "action_model"
+    num_actions: int
+    """Size of the latent action vocabulary ``A``."""
+    action_dim: int
+    """Width ``D`` of the action embeddings returned by :meth:`embed`."""
+
+    @abc.abstractmethod
+    def infer(self, video: Tensor) -> Tensor:
+        """infer(video: B T C H W) -> actions: B T-1 int64 in [0, num_actions)."""
+        raise NotImplementedError("infer(video: B T C H W) -> actions: B T-1 int64")
+
+    @abc.abstractmethod
+    def embed(self, actions: Tensor) -> Tensor:
+        """embed(actions: B T-1 int64) -> embeddings: B T-1 D (the action codebook vectors)."""
+        raise NotImplementedError("embed(actions: B T-1 int64) -> B T-1 D")
+
+    @abc.abstractmethod
+    def loss(self, video: Tensor) -> LossOutput:
+        """loss(video: B T C H W) -> (loss, metrics)."""
+        raise NotImplementedError("loss(video: B T C H W) -> (loss, metrics)")
+
+    def loss_and_actions(self, video: Tensor) -> tuple[Tensor, Metrics, Tensor]:
+        """Loss, metrics and the inferred actions ``B T-1`` in one pass.
+
+        The default calls :meth:`loss` then :meth:`infer`; models override it to share the
+        encoder pass when the action model is co-trained with the dynamics.
+        """
+        loss, metrics = self.loss(video)
+        with torch.no_grad():
+            actions = self.infer(video)
+        return loss, metrics, actions
+
+
+class DynamicsCache:
+    """State kept between MaskGIT iterations of one next-frame prediction.
+
+    The default holds the context itself (no speed-up); dynamics models with a
+    key/value cache subclass it.
+
+    Attributes:
+        tokens: context tokens ``B T h w``.
+        action_embeddings: ``B T D`` embeddings, entry ``t`` leading from frame ``t`` to ``t+1``
+            (the last one leads into the frame being predicted).
+    """
+
+    def __init__(self, tokens: Tensor, action_embeddings: Tensor) -> None:
+        self.tokens = tokens
+        self.action_embeddings = action_embeddings
+
+
+class Dynamics(Component, abc.ABC):
+    """Predicts the tokens of frame ``t+1`` from tokens of frames ``<= t`` and actions ``<= t``.
+
+    Token id ``mask_token_id == vocab_size`` marks a masked (unknown) token in the input.
+
+    Shapes: ``forward(tokens: B T h w, action_embeddings: B T-1 D) -> logits: B T h w V`` where
+    the logits at frame ``t`` predict the tokens of frame ``t`` (frame 0's are unused).
+    """
+
+    kind: ClassVar[str] = "dynamics"
+    vocab_size: int
+    max_frames: int
+
+    @property
+    def mask_token_id(self) -> int:
+        """The input id that marks a masked token (one past the vocabulary)."""
+        return self.vocab_size
+
+    @abc.abstractmethod
+    def forward(self, tokens: Tensor, action_embeddings: Tensor) -> Tensor:
+        """forward(tokens: B T h w (mask id allowed), action_embeddings: B T-1 D) -> logits: B T h w V."""
+        raise NotImplementedError("forward(tokens: B T h w, action_embeddings: B T-1 D) -> logits: B T h w V")
+
+    @abc.abstractmethod
+    def loss(self, tokens: Tensor, action_embeddings: Tensor) -> LossOutput:
+        """loss(tokens: B T h w, action_embeddings: B T-1 D) -> (loss, metrics)."""
+        raise NotImplementedError("loss(tokens: B T h w, action_embeddings: B T-1 D) -> (loss, metrics)")
+
+    def prefill(self, tokens: Tensor, action_embeddings: Tensor) -> DynamicsCache:
+        """Prepare to predict the frame after ``tokens``.
+
+        Args:
+            tokens: context ``B T h w``.
+            action_embeddings: ``B T D``; entry ``T-1`` leads into the predicted frame.
+
+        Returns:
+            A cache passed to every :meth:`next_logits` call of this prediction.
+        """
+        return DynamicsCache(tokens, action_embeddings)
+
+    def next_logits(self, draft: Tensor, cache: DynamicsCache) -> Tensor:
+        """Logits ``B h w V`` for the frame being predicted given its partly masked ``draft`` ``B h w``."""
+        tokens = torch.cat([cache.tokens, draft[:, None]], dim=1)
+        return self(tokens, cache.action_embeddings)[:, -1]
+
+
+class Sampler(Component, abc.ABC):
+    """Turns a dynamics model's predictions into the next frame's tokens.
+
+    Shapes: ``sample(dynamics, tokens: B T h w, action_embeddings: B T D) -> B h w`` int64.
+    """
+
+    kind: ClassVar[str] = "sampler"
+
+    @abc.abstractmethod
+    def sample(
+        self,
+        dynamics: Dynamics,
+        tokens: Tensor,
+        action_embeddings: Tensor,
+        generator: torch.Generator | None = None,
+        use_cache: bool = True,
+    ) -> Tensor:
+        """sample(dynamics, tokens: B T h w, action_embeddings: B T D) -> next tokens: B h w int64."""
+        raise NotImplementedError(
+            "sample(dynamics, tokens: B T h w, action_embeddings: B T D, generator=None, use_cache=True) -> B h w"
+        )
+
+
+@dataclass
+class StepOutput:
+    """What one :meth:`worldmodels.WorldModel.play` step returns.
+
+    Attributes:
+        frame: the generated frame ``B C H W`` in ``[0, 1]``.
+        tokens: its tokens ``B h w``.
+    """
+
+    frame: Tensor
+    tokens: Tensor
+
+
+COMPONENT_KINDS: tuple[str, ...] = ("tokenizer", "action_model", "dynamics", "sampler")
+"""The component kinds a :class:`~worldmodels.WorldModel` is composed of, in build order."""
+
+KIND_BASES: dict[str, type[Component]] = {
+    "tokenizer": Tokenizer,
+    "action_model": ActionModel,
+    "dynamics": Dynamics,
+    "sampler": Sampler,
+}

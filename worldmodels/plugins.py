@@ -1,0 +1,148 @@
+"""Plug-in discovery through the ``worldmodels.plugins`` entry-point group.
+
+A plug-in distribution declares, in its ``pyproject.toml``::
+
+    [project.entry-points."worldmodels.plugins"]
+    genie = "worldmodels_genie:register"
+
+The entry point names a *function to call*; it registers the plug-in's components with
+:func:`worldmodels.register`. Discovery is lazy (the registry calls :func:`load_plugins` only
+on a name it does not know, or when listing), each failing plug-in becomes a warning naming
+it, and ``WORLDMODELS_DISABLE_PLUGIN_AUTOLOAD=1`` switches it off.
+
+The ``entrypoints`` package is in maintenance mode, so it is used in exactly one function,
+:func:`iter_entry_points`, which can be swapped for :mod:`importlib.metadata` alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+ENTRY_POINT_GROUP = "worldmodels.plugins"
+"""The entry-point group plug-ins register under."""
+
+DISABLE_ENV_VAR = "WORLDMODELS_DISABLE_PLUGIN_AUTOLOAD"
+"""Set this environment variable to ``1`` to switch automatic plug-in loading off."""
+
+
+class PluginWarning(UserWarning):
+    """A plug-in failed to load; the library goes on without it."""
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """One discovered plug-in.
+
+    Attributes:
+        name: the entry point's name.
+        target: ``module:function`` the entry point names.
+        distribution: the distribution (package) that provides it, with its version.
+        loaded: whether its ``register`` function ran without error.
+        error: the error text when it failed.
+    """
+
+    name: str
+    target: str
+    distribution: str
+    loaded: bool
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class _EntryPoint:
+    name: str
+    target: str
+    distribution: str
+    load: Callable[[], object]
+
+
+def iter_entry_points() -> list[_EntryPoint]:
+    """All entry points of :data:`ENTRY_POINT_GROUP` on ``sys.path`` (the one use of ``entrypoints``)."""
+    import entrypoints
+
+    found = []
+    for ep in entrypoints.get_group_all(ENTRY_POINT_GROUP):
+        distro = f"{ep.distro.name} {ep.distro.version}" if ep.distro is not None else "unknown distribution"
+        target = f"{ep.module_name}:{ep.object_name}" if ep.object_name else ep.module_name
+        found.append(_EntryPoint(ep.name, target, distro, ep.load))
+    return found
+
+
+def autoload_disabled() -> bool:
+    """Whether :data:`DISABLE_ENV_VAR` switches automatic plug-in loading off."""
+    return os.environ.get(DISABLE_ENV_VAR, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+_loaded: dict[str, PluginInfo] = {}
+_attempted = False
+_current_distribution: str | None = None
+
+
+def current_distribution() -> str | None:
+    """The distribution whose ``register`` function is running now (``None`` outside one)."""
+    return _current_distribution
+
+
+@contextlib.contextmanager
+def _registering_for(distribution: str) -> Iterator[None]:
+    global _current_distribution
+    previous, _current_distribution = _current_distribution, distribution
+    try:
+        yield
+    finally:
+        _current_distribution = previous
+
+
+def load_plugins(force: bool = False) -> dict[str, PluginInfo]:
+    """Discover and register every installed plug-in once.
+
+    Args:
+        force: run discovery again even if it ran before, or if autoload is disabled.
+
+    Returns:
+        The plug-ins seen so far, keyed by entry-point name.
+    """
+    global _attempted
+    if (_attempted and not force) or (autoload_disabled() and not force):
+        return dict(_loaded)
+    _attempted = True
+    try:
+        entry_points = iter_entry_points()
+    except Exception as exc:  # a broken environment must not break the core
+        warnings.warn(f"worldmodels could not list plug-ins ({exc!r}); continuing without them.", PluginWarning)
+        return dict(_loaded)
+    for ep in entry_points:
+        if ep.name in _loaded and _loaded[ep.name].loaded:
+            continue
+        try:
+            register_fn = ep.load()
+            if not callable(register_fn):
+                raise TypeError(f"entry point {ep.target} is not a callable register function")
+            with _registering_for(ep.distribution):
+                register_fn()
+            _loaded[ep.name] = PluginInfo(ep.name, ep.target, ep.distribution, loaded=True)
+        except Exception as exc:
+            _loaded[ep.name] = PluginInfo(ep.name, ep.target, ep.distribution, loaded=False, error=repr(exc))
+            warnings.warn(
+                f"worldmodels plug-in {ep.name!r} ({ep.target}, from {ep.distribution}) failed to load and is "
+                f"skipped: {exc!r}. Reinstall or uninstall that package, or set {DISABLE_ENV_VAR}=1.",
+                PluginWarning,
+                stacklevel=2,
+            )
+    return dict(_loaded)
+
+
+def loaded_plugins() -> dict[str, PluginInfo]:
+    """The plug-ins discovered so far (without triggering discovery)."""
+    return dict(_loaded)
+
+
+def _reset_for_tests() -> None:
+    """Forget discovery state (tests only)."""
+    global _attempted
+    _attempted = False
+    _loaded.clear()

@@ -1,0 +1,405 @@
+"""The composed world model: tokenizer + action model + dynamics + sampler.
+
+Axis legend: ``B`` batch, ``T`` frames, ``C H W`` pixels, ``h w`` token grid,
+``D`` action embedding width, ``N`` number of generated frames.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from worldmodels.build_config import build_component, resolve_model_config
+from worldmodels.checkpoint import (
+    CONFIG_FILE,
+    FORMAT_VERSION,
+    WEIGHTS_FILE,
+    CheckpointError,
+    atomic_directory,
+    check_state_dict,
+    file_sha256,
+    load_tensors,
+    read_json,
+    recover_directory,
+    save_tensors,
+    write_json,
+)
+from worldmodels.interfaces import (
+    ActionModel,
+    Dynamics,
+    LossOutput,
+    Metrics,
+    Sampler,
+    StepOutput,
+    Tokenizer,
+    check_actions,
+    check_video,
+)
+
+
+def _pair(size: int | list[int] | tuple[int, int]) -> tuple[int, int]:
+    if isinstance(size, int):
+        return (size, size)
+    if len(size) != 2:
+        raise ValueError(f"image_size must be an int or (height, width), got {size!r}.")
+    return (int(size[0]), int(size[1]))
+
+
+class WorldModel(nn.Module):
+    """A playable world model composed of four registered components.
+
+    Build one by name (``worldmodels.build("genie-tiny")``) or from a config; play it frame by
+    frame with :meth:`play`, roll it out with :meth:`generate`, and save it with
+    :meth:`save_pretrained`.
+
+    Shapes:
+        video ``B T C H W`` float in ``[0, 1]``; tokens ``B T h w`` int64; actions ``B T-1`` int64.
+
+    Args:
+        tokenizer: turns frames into tokens and back.
+        action_model: infers latent actions and embeds them.
+        dynamics: predicts next-frame tokens.
+        sampler: turns the dynamics' predictions into tokens.
+        image_size: frame size ``H`` (or ``(H, W)``).
+        in_channels: ``C``.
+        num_frames: the context length ``T`` the model is trained on.
+        name: the preset name it was built from.
+    """
+
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        action_model: ActionModel,
+        dynamics: Dynamics,
+        sampler: Sampler,
+        *,
+        image_size: int | tuple[int, int] = 64,
+        in_channels: int = 3,
+        num_frames: int = 16,
+        name: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.tokenizer = tokenizer
+        self.action_model = action_model
+        self.dynamics = dynamics
+        self.sampler = sampler
+        self.image_size = _pair(image_size)
+        self.in_channels = int(in_channels)
+        self.num_frames = int(num_frames)
+        self.name = name
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any] | str, **overrides: Any) -> WorldModel:
+        """Build from a model config dict or preset name (see :func:`worldmodels.build`)."""
+        cfg = resolve_model_config(config, **overrides)
+        image_size = cfg.get("image_size", 64)
+        in_channels = cfg.get("in_channels", 3)
+        num_frames = cfg.get("num_frames", 16)
+        shared = {"image_size": image_size, "in_channels": in_channels, "num_frames": num_frames}
+        tokenizer = build_component("tokenizer", cfg["tokenizer"], **shared)
+        action_model = build_component("action_model", cfg["action_model"], **shared)
+        h, w = _pair(image_size)
+        dynamics = build_component(
+            "dynamics",
+            cfg["dynamics"],
+            vocab_size=tokenizer.vocab_size,
+            token_grid=list(tokenizer.token_grid(h, w)),
+            max_frames=num_frames,
+            action_dim=action_model.action_dim,
+            num_actions=action_model.num_actions,
+        )
+        sampler = build_component("sampler", cfg["sampler"])
+        return cls(
+            tokenizer,
+            action_model,
+            dynamics,
+            sampler,
+            image_size=image_size,
+            in_channels=in_channels,
+            num_frames=num_frames,
+            name=cfg.get("name"),
+        )
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The full resolved config: rebuilds this exact architecture."""
+        from worldmodels import __version__
+
+        return {
+            "name": self.name,
+            "image_size": list(self.image_size),
+            "in_channels": self.in_channels,
+            "num_frames": self.num_frames,
+            "tokenizer": self.tokenizer.get_config(),
+            "action_model": self.action_model.get_config(),
+            "dynamics": self.dynamics.get_config(),
+            "sampler": self.sampler.get_config(),
+            "library_version": __version__,
+        }
+
+    @property
+    def num_actions(self) -> int:
+        """Number of latent actions ``A``."""
+        return self.action_model.num_actions
+
+    @property
+    def token_grid(self) -> tuple[int, int]:
+        """Token grid ``(h, w)`` of one frame."""
+        return self.tokenizer.token_grid(*self.image_size)
+
+    # ------------------------------------------------------------------ validation
+    def _check_frames(self, video: Tensor, name: str = "video", min_frames: int = 1) -> None:
+        check_video(video, name, min_frames)
+        _, _, c, h, w = video.shape
+        if (c, h, w) != (self.in_channels, *self.image_size):
+            raise ValueError(
+                f"{name} frames are {c}x{h}x{w} (C x H x W) but this model expects "
+                f"{self.in_channels}x{self.image_size[0]}x{self.image_size[1]}; resize with "
+                "torch.nn.functional.interpolate or build the model with a matching image_size."
+            )
+
+    def _as_video(self, frames: Tensor, name: str) -> Tensor:
+        if frames.ndim == 4:
+            frames = frames[:, None]
+        self._check_frames(frames, name)
+        return frames
+
+    # ------------------------------------------------------------------ training losses
+    def tokenizer_loss(self, video: Tensor) -> LossOutput:
+        """Tokenizer reconstruction loss on ``B T C H W`` (stage 1)."""
+        self._check_frames(video)
+        return self.tokenizer.loss(video)
+
+    def action_model_loss(self, video: Tensor) -> LossOutput:
+        """Latent action model loss alone on ``B T C H W``."""
+        self._check_frames(video, min_frames=2)
+        return self.action_model.loss(video)
+
+    def dynamics_loss(self, video: Tensor, train_action_model: bool = True) -> LossOutput:
+        """Co-training loss of the paper's second stage on ``B T C H W``.
+
+        The LAM's reconstruction + VQ loss plus the dynamics' masked cross-entropy. Tokens come
+        from the frozen tokenizer; the action embeddings fed to the dynamics are stop-gradient.
+
+        Args:
+            video: the clip.
+            train_action_model: include the LAM loss (``False`` trains the dynamics alone on
+                the actions of a frozen LAM).
+        """
+        self._check_frames(video, min_frames=2)
+        with torch.no_grad():
+            tokens = self.tokenizer.encode(video)
+        metrics: Metrics = {}
+        if train_action_model:
+            lam_loss, lam_metrics, actions = self.action_model.loss_and_actions(video)
+            metrics.update({f"lam/{k}": v for k, v in lam_metrics.items()})
+        else:
+            with torch.no_grad():
+                actions = self.action_model.infer(video)
+            lam_loss = None
+        embeddings = self.action_model.embed(actions).detach()
+        dyn_loss, dyn_metrics = self.dynamics.loss(tokens, embeddings)
+        metrics.update({f"dynamics/{k}": v for k, v in dyn_metrics.items()})
+        total = dyn_loss if lam_loss is None else dyn_loss + lam_loss
+        metrics["loss"] = total.detach()
+        return total, metrics
+
+    # ------------------------------------------------------------------ inference
+    def encode(self, video: Tensor) -> Tensor:
+        """Frames ``B T C H W`` -> tokens ``B T h w``."""
+        self._check_frames(video)
+        return self.tokenizer.encode(video)
+
+    def decode(self, tokens: Tensor) -> Tensor:
+        """Tokens ``B T h w`` -> frames ``B T C H W``."""
+        return self.tokenizer.decode(tokens)
+
+    def infer_actions(self, video: Tensor) -> Tensor:
+        """The latent action of every transition: ``B T C H W`` -> ``B T-1`` int64."""
+        self._check_frames(video, min_frames=2)
+        return self.action_model.infer(video)
+
+    def _context_window(self) -> int:
+        return max(1, self.num_frames - 1)
+
+    @torch.no_grad()
+    def predict_next_tokens(
+        self,
+        tokens: Tensor,
+        actions: Tensor,
+        generator: torch.Generator | None = None,
+        use_cache: bool = True,
+    ) -> Tensor:
+        """Sample the tokens of the next frame.
+
+        Args:
+            tokens: context ``B T h w`` (only the last ``num_frames - 1`` frames are used).
+            actions: ``B T`` latent actions; entry ``t`` leads from frame ``t`` to ``t+1``, so the
+                last one leads into the predicted frame.
+            generator: random generator for the sampler.
+            use_cache: use the dynamics' key/value cache across sampler iterations.
+
+        Returns:
+            Tokens ``B h w`` of the next frame.
+        """
+        if actions.shape[:2] != tokens.shape[:2]:
+            raise ValueError(
+                f"Need one action per context frame (the last leads into the new frame): tokens "
+                f"{tuple(tokens.shape)} vs actions {tuple(actions.shape)}."
+            )
+        check_actions(actions, self.num_actions)
+        window = self._context_window()
+        tokens, actions = tokens[:, -window:], actions[:, -window:]
+        embeddings = self.action_model.embed(actions.long())
+        return self.sampler.sample(self.dynamics, tokens, embeddings, generator=generator, use_cache=use_cache)
+
+    @torch.no_grad()
+    def play(
+        self,
+        frames: Tensor,
+        action: Tensor | int,
+        past_actions: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        use_cache: bool = True,
+    ) -> StepOutput:
+        """One interactive step: the frame that follows ``frames`` under ``action``.
+
+        Args:
+            frames: the context, ``B T C H W`` or ``B C H W`` (one frame).
+            action: the latent action index per batch element, ``B`` (or an int).
+            past_actions: ``B T-1`` actions of the context transitions; inferred with the
+                action model when omitted.
+            generator: random generator for the sampler.
+            use_cache: use the dynamics' key/value cache.
+
+        Returns:
+            :class:`~worldmodels.interfaces.StepOutput` with the new frame ``B C H W`` and its tokens.
+        """
+        video = self._as_video(frames, "frames")
+        b, t = video.shape[:2]
+        action = torch.as_tensor(action, device=video.device).long().reshape(-1).expand(b)
+        check_actions(action, self.num_actions, "action")
+        window = self._context_window()
+        video = video[:, -window:]
+        t = video.shape[1]
+        if past_actions is None:
+            past_actions = self.infer_actions(video) if t > 1 else video.new_zeros((b, 0), dtype=torch.long)
+        else:
+            past_actions = past_actions[:, -(t - 1) :] if t > 1 else past_actions[:, :0]
+        tokens = self.tokenizer.encode(video)
+        actions = torch.cat([past_actions.long(), action[:, None]], dim=1)
+        next_tokens = self.predict_next_tokens(tokens, actions, generator=generator, use_cache=use_cache)
+        decoded = self.tokenizer.decode(torch.cat([tokens, next_tokens[:, None]], dim=1)[:, -self.num_frames :])
+        return StepOutput(frame=decoded[:, -1], tokens=next_tokens)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        prompt: Tensor,
+        actions: Tensor,
+        generator: torch.Generator | None = None,
+        use_cache: bool = True,
+    ) -> Tensor:
+        """Roll the world forward from a prompt under a sequence of latent actions.
+
+        Args:
+            prompt: ``B C H W`` (one frame) or ``B T0 C H W`` (the context actions of a
+                multi-frame prompt are inferred with the action model).
+            actions: ``B N`` latent action indices.
+            generator: random generator for the sampler.
+            use_cache: use the dynamics' key/value cache.
+
+        Returns:
+            Video ``B (T0 + N) C H W``: the prompt frames followed by ``N`` generated frames.
+        """
+        video = self._as_video(prompt, "prompt")
+        b, t0 = video.shape[:2]
+        if actions.ndim != 2 or actions.shape[0] != b:
+            raise ValueError(f"actions must have shape B N = ({b}, N), got {tuple(actions.shape)}.")
+        check_actions(actions, self.num_actions)
+        actions = actions.to(video.device).long()
+        video_ctx = video[:, -self.num_frames :]
+        tokens = self.tokenizer.encode(video_ctx)
+        all_actions = self.infer_actions(video_ctx) if video_ctx.shape[1] > 1 else actions.new_zeros((b, 0))
+        for n in range(actions.shape[1]):
+            all_actions = torch.cat([all_actions, actions[:, n : n + 1]], dim=1)
+            context = min(tokens.shape[1], self._context_window())
+            nxt = self.predict_next_tokens(
+                tokens[:, -context:], all_actions[:, -context:], generator=generator, use_cache=use_cache
+            )
+            tokens = torch.cat([tokens, nxt[:, None]], dim=1)
+        generated = self._decode_long(tokens)[:, video_ctx.shape[1] :]
+        return torch.cat([video, generated], dim=1)
+
+    def _decode_long(self, tokens: Tensor) -> Tensor:
+        """Decode any number of frames with a sliding window of ``num_frames``."""
+        t = tokens.shape[1]
+        if t <= self.num_frames:
+            return self.tokenizer.decode(tokens)
+        out = [self.tokenizer.decode(tokens[:, : self.num_frames])]
+        for end in range(self.num_frames + 1, t + 1):
+            out.append(self.tokenizer.decode(tokens[:, end - self.num_frames : end])[:, -1:])
+        return torch.cat(out, dim=1)
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` to ``directory`` atomically.
+
+        Returns:
+            The checkpoint directory.
+        """
+        with atomic_directory(directory) as tmp:
+            save_tensors(self.state_dict(), tmp / WEIGHTS_FILE)
+            config = self.config
+            meta = {
+                "format_version": FORMAT_VERSION,
+                "kind": "worldmodels.WorldModel",
+                "weights_sha256": file_sha256(tmp / WEIGHTS_FILE),
+                "components": {k: config[k]["name"] for k in ("tokenizer", "action_model", "dynamics", "sampler")},
+            }
+            write_json({"model": config, "meta": meta}, tmp / CONFIG_FILE)
+        return Path(directory)
+
+    @classmethod
+    def from_pretrained(
+        cls, directory: str | os.PathLike[str], device: str | torch.device = "cpu", **overrides: Any
+    ) -> WorldModel:
+        """Rebuild a model saved with :meth:`save_pretrained` (no pickle is ever executed).
+
+        Args:
+            directory: the checkpoint directory.
+            device: where to put the weights.
+            **overrides: config overrides that keep the architecture (e.g. ``sampler={"steps": 8}``).
+
+        Raises:
+            CheckpointError: for a missing, corrupt or mismatched checkpoint.
+        """
+        directory = recover_directory(directory)
+        if not directory.is_dir():
+            raise CheckpointError(f"Checkpoint directory {directory} does not exist.")
+        saved = read_json(directory / CONFIG_FILE)
+        if not isinstance(saved, dict) or "model" not in saved:
+            raise CheckpointError(
+                f"{directory / CONFIG_FILE} is not a worldmodels model config (no 'model' section); "
+                "training checkpoints hold the model in their 'model' subdirectory."
+            )
+        meta = saved.get("meta", {})
+        weights_path = directory / WEIGHTS_FILE
+        expected_sha = meta.get("weights_sha256")
+        if expected_sha and weights_path.is_file() and file_sha256(weights_path) != expected_sha:
+            raise CheckpointError(
+                f"{weights_path} does not match the checksum recorded in {CONFIG_FILE}: the file is truncated "
+                "or was altered. Restore it from a backup or re-save the model."
+            )
+        config = {k: v for k, v in saved["model"].items() if k != "library_version"}
+        model = cls.from_config(config, **overrides)
+        weights = load_tensors(weights_path)
+        check_state_dict(model, weights, str(weights_path), model.name)
+        model.load_state_dict(weights)
+        return model.to(device)

@@ -27,6 +27,18 @@ from worldmodels.interfaces import COMPONENT_KINDS, Component
 MODEL_KEYS: tuple[str, ...] = ("image_size", "in_channels", "num_frames")
 """Model-level keys shared by the components (the *context*)."""
 
+CONTEXT_KEYS: dict[str, tuple[str, ...]] = {
+    "tokenizer": MODEL_KEYS,
+    "action_model": MODEL_KEYS,
+    "dynamics": ("vocab_size", "token_grid", "max_frames", "action_dim", "num_actions"),
+    "sampler": (),
+}
+"""Constructor arguments that :class:`~worldmodels.WorldModel` derives and passes to each kind.
+
+They are not settings a user picks: the tokenizer's vocabulary decides the dynamics'
+``vocab_size``, the model's ``image_size`` decides the tokenizer's, and so on.
+"""
+
 _SPECIAL_BUILD_KEYS = ("device", "dtype")
 
 
@@ -109,6 +121,24 @@ def merge_overrides(cfg: Mapping[str, Any], overrides: Mapping[str, Any]) -> dic
     return out
 
 
+def flatten_composed_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Turn a hydra-composed config into a model config; a model config passes unchanged.
+
+    :func:`worldmodels.config.compose` yields ``{"model": {"name", "image_size", ...},
+    "tokenizer": {...}, "action_model": {...}, "dynamics": {...}, "sampler": {...}, ...}`` plus
+    training sections; a model config holds the model-level keys at its top instead.
+    """
+    model = cfg.get("model")
+    if not isinstance(model, Mapping):
+        return dict(cfg)
+    flat = {k: v for k, v in model.items() if k not in COMPONENT_KINDS}
+    for kind in COMPONENT_KINDS:
+        node = cfg.get(kind) or model.get(kind)
+        if node is not None:
+            flat[kind] = node
+    return flat
+
+
 def resolve_model_config(name_or_config: str | Mapping[str, Any], **overrides: Any) -> dict[str, Any]:
     """The full model config for a preset name or a config dict, with overrides applied.
 
@@ -121,7 +151,7 @@ def resolve_model_config(name_or_config: str | Mapping[str, Any], **overrides: A
         cfg = to_container(entry.obj())
         cfg.setdefault("name", name_or_config)
     else:
-        cfg = to_container(dict(name_or_config))
+        cfg = flatten_composed_config(to_container(dict(name_or_config)))
     cfg = merge_overrides(cfg, overrides)
     missing = [k for k in COMPONENT_KINDS if not cfg.get(k)]
     if missing:

@@ -101,7 +101,7 @@ class WorldModel(nn.Module):
         image_size = cfg.get("image_size", 64)
         in_channels = cfg.get("in_channels", 3)
         num_frames = cfg.get("num_frames", 16)
-        shared = {"image_size": image_size, "in_channels": in_channels, "num_frames": num_frames}
+        shared = {"image_size": list(_pair(image_size)), "in_channels": in_channels, "num_frames": num_frames}
         tokenizer = build_component("tokenizer", cfg["tokenizer"], **shared)
         action_model = build_component("action_model", cfg["action_model"], **shared)
         h, w = _pair(image_size)

@@ -49,8 +49,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     module = importlib.import_module(args._module)
     runner = getattr(module, f"run_{args.command}", None) or module.run
+    from worldmodels.build_config import ConfigError
+    from worldmodels.checkpoint import CheckpointError
+    from worldmodels.registry import RegistryError
+
     try:
         return int(runner(args) or 0)
+    except (RegistryError, ConfigError, CheckpointError) as exc:
+        print(f"worldmodels {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

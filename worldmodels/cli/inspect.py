@@ -47,13 +47,22 @@ def add_show_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    """Build on the meta device (no memory) and print the resolved config and parameter counts."""
+    """Build on the meta device (no memory) and print the resolved config and parameter counts.
+
+    A preset's overrides go through Hydra (:func:`worldmodels.config.compose`), exactly as in
+    ``worldmodels train``; a component's are parsed as ``key=value``.
+    """
     from worldmodels.build import build, count_parameters
-    from worldmodels.config import parse_overrides
+    from worldmodels.config import compose, parse_overrides
     from worldmodels.world_model import WorldModel
 
-    overrides = parse_overrides(args.overrides)
-    model = build(args.name, kind=args.kind, device="meta", **overrides)
+    kinds = [args.kind] if args.kind else registry.find_kinds(args.name)
+    if not kinds:
+        registry.get_entry("model", args.name)  # raises the "did you mean" error
+    if kinds == ["model"]:
+        model = build(compose([f"model={args.name}", *args.overrides]), device="meta")
+    else:
+        model = build(args.name, kind=args.kind, device="meta", **parse_overrides(args.overrides))
     if isinstance(model, WorldModel):
         config = model.config
         counts = {k: count_parameters(getattr(model, k)) for k in ("tokenizer", "action_model", "dynamics", "sampler")}

@@ -1,0 +1,259 @@
+"""Training and data settings: the ``train:`` and ``data:`` sections of the primary config.
+
+:class:`TrainConfig` and :class:`DataConfig` are plain dataclasses whose defaults are the
+``train:`` and ``data:`` sections of ``worldmodels/configs/primary.yaml`` (a test keeps the two
+in step). Build them from a composed config with :func:`configs_from` or directly in Python::
+
+    cfg = TrainConfig(stage="tokenizer", steps=200, batch_size=8, lr=3e-4)
+
+Stages (the paper's training order, section 2.1 of Bruce et al. 2024):
+
+* ``tokenizer``: the video tokenizer alone (``WorldModel.tokenizer_loss``);
+* ``lam``: the latent action model alone (``WorldModel.action_model_loss``);
+* ``dynamics``: the dynamics co-trained with the latent action model
+  (``WorldModel.dynamics_loss(video, train_action_model=True)``), the tokenizer frozen;
+  ``freeze_action_model=True`` keeps a pre-trained LAM frozen instead;
+* ``all``: ``tokenizer`` then ``dynamics`` (:data:`ALL_STAGES`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from worldmodels.build_config import ConfigError, to_container
+
+STAGES: tuple[str, ...] = ("tokenizer", "lam", "dynamics")
+"""The trainable stages, in the order a run directory chains them."""
+
+ALL_STAGES: tuple[str, ...] = ("tokenizer", "dynamics")
+"""What ``stage=all`` runs: the paper's two stages."""
+
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
+STRATEGIES: tuple[str, ...] = ("auto", "none", "ddp", "fsdp")
+
+_PER_STAGE_FORBIDDEN = ("stage", "per_stage", "run_dir", "resume", "strategy", "device")
+
+
+def _unknown_keys(kind: str, keys: list[str], known: list[str], section: str) -> ConfigError:
+    hints = []
+    for key in keys:
+        close = difflib.get_close_matches(key, known, n=1)
+        hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return ConfigError(
+        f"Unknown {kind} setting(s) {', '.join(hints)} in the {section} section. Known settings: {', '.join(known)}."
+    )
+
+
+@dataclass
+class TrainConfig:
+    """How to train one stage (or all stages) of a :class:`~worldmodels.WorldModel`.
+
+    Optimisation follows the paper's tokenizer recipe by default: AdamW, lr ``3e-4``, betas
+    ``(0.9, 0.9)``, weight decay ``1e-4`` (on matrices only; biases, norms and other 1-D
+    parameters are not decayed), linear warmup then cosine decay to ``lr * min_lr_ratio``.
+
+    Attributes:
+        stage: ``tokenizer``, ``lam``, ``dynamics`` or ``all`` (tokenizer then dynamics).
+        steps: optimizer steps of each stage.
+        batch_size: *global* clips per optimizer step, split evenly over the ranks and the
+            ``grad_accum`` micro-batches (so the loss curve does not depend on the world size).
+        lr: peak learning rate.
+        betas: AdamW betas.
+        weight_decay: AdamW decoupled weight decay of parameters with two or more dimensions.
+        eps: AdamW epsilon.
+        warmup: linear warmup steps (the paper: 10k for the tokenizer, 5k for the dynamics).
+        min_lr_ratio: the cosine ends at ``lr * min_lr_ratio`` (the paper's dynamics: 3e-5 to 3e-6).
+        grad_clip: clip the global gradient norm to this value (``0`` disables clipping).
+        grad_accum: micro-batches accumulated per optimizer step.
+        precision: ``fp32`` or ``bf16`` (``torch.autocast`` with bfloat16, on CPU too).
+        compile: wrap the training step's module in ``torch.compile``.
+        seed: seeds the model initialisation, the data order and every random generator.
+        checkpoint_every: write a training checkpoint every this many steps (``0``: only at the end).
+        keep_last: keep this many most recent training checkpoints (``0`` keeps all).
+        log_every: steps between progress / TensorBoard / ``metrics.jsonl`` records.
+        image_every: steps between reconstruction / generation images in TensorBoard (``0`` disables).
+        val_every: steps between validation losses on the held-out data (``0`` disables).
+        val_batches: global batches of held-out data per validation.
+        image_samples: clips in the fixed batch shown as images.
+        num_workers: DataLoader worker processes (``0`` loads in the training process).
+        run_dir: the run directory (default ``runs/<model name>``); see :mod:`worldmodels.training`.
+        resume: continue from the newest readable checkpoint of each stage in ``run_dir``.
+        init_from: a ``WorldModel.save_pretrained`` directory, a training checkpoint, or a run
+            directory to start from instead of the previous stage of this run.
+        freeze_action_model: in the ``dynamics`` stage, keep a pre-trained latent action model
+            frozen (the dynamics then train on its actions) instead of co-training it.
+        strategy: ``auto`` (DDP under ``torchrun`` with several processes, else none), ``none``,
+            ``ddp``, or ``fsdp`` (PyTorch's ``fully_shard``).
+        device: ``auto`` (the local CUDA device when there is one, else CPU), ``cpu``, ``cuda``.
+        progress: show a tqdm progress bar.
+        tensorboard: write TensorBoard event files.
+        max_bad_steps: give up after this many consecutive steps with a non-finite loss or
+            gradient (such steps are skipped, never applied).
+        find_unused_parameters: passed to ``DistributedDataParallel`` for components with
+            parameters that a stage's loss does not use.
+        per_stage: settings that differ by stage, e.g. ``{"dynamics": {"lr": 3e-5, "steps": 500}}``.
+    """
+
+    stage: str = "tokenizer"
+    steps: int = 10_000
+    batch_size: int = 8
+    lr: float = 3e-4
+    betas: tuple[float, float] = (0.9, 0.9)
+    weight_decay: float = 1e-4
+    eps: float = 1e-8
+    warmup: int = 1000
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0
+    grad_accum: int = 1
+    precision: str = "fp32"
+    compile: bool = False
+    seed: int = 0
+    checkpoint_every: int = 500
+    keep_last: int = 3
+    log_every: int = 10
+    image_every: int = 500
+    val_every: int = 0
+    val_batches: int = 4
+    image_samples: int = 4
+    num_workers: int = 0
+    run_dir: str | None = None
+    resume: bool = False
+    init_from: str | None = None
+    freeze_action_model: bool = False
+    strategy: str = "auto"
+    device: str = "auto"
+    progress: bool = True
+    tensorboard: bool = True
+    max_bad_steps: int = 10
+    find_unused_parameters: bool = False
+    per_stage: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.betas = tuple(float(b) for b in self.betas)  # type: ignore[assignment]
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every setting; raise :class:`~worldmodels.ConfigError` naming the bad one and the fix."""
+        problems = []
+        if self.stage not in (*STAGES, "all"):
+            problems.append(f"stage={self.stage!r} is not one of {', '.join((*STAGES, 'all'))}")
+        for name in ("steps", "batch_size", "grad_accum", "val_batches", "image_samples"):
+            if int(getattr(self, name)) < 1:
+                problems.append(f"{name}={getattr(self, name)!r} must be >= 1")
+        for name in ("warmup", "checkpoint_every", "keep_last", "log_every", "image_every", "val_every",
+                     "num_workers", "max_bad_steps"):
+            if int(getattr(self, name)) < 0:
+                problems.append(f"{name}={getattr(self, name)!r} must be >= 0")
+        if self.lr <= 0:
+            problems.append(f"lr={self.lr!r} must be > 0")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            problems.append(f"betas={list(self.betas)!r} must be two numbers in [0, 1)")
+        if self.weight_decay < 0 or self.eps <= 0 or self.grad_clip < 0:
+            problems.append("weight_decay and grad_clip must be >= 0 and eps > 0")
+        if not 0 <= self.min_lr_ratio <= 1:
+            problems.append(f"min_lr_ratio={self.min_lr_ratio!r} must lie in [0, 1]")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision={self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        if self.strategy not in STRATEGIES:
+            problems.append(f"strategy={self.strategy!r} is not one of {', '.join(STRATEGIES)}")
+        if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
+            problems.append(f"device={self.device!r} is not auto, cpu, cuda or cuda:N")
+        if not isinstance(self.per_stage, Mapping):
+            problems.append(f"per_stage must map a stage to settings, got {self.per_stage!r}")
+        else:
+            known = [f.name for f in dataclasses.fields(self) if f.name not in _PER_STAGE_FORBIDDEN]
+            for stage, settings in self.per_stage.items():
+                if stage not in STAGES:
+                    problems.append(f"per_stage names {stage!r}, which is not a stage ({', '.join(STAGES)})")
+                    continue
+                unknown = [k for k in (settings or {}) if k not in known]
+                if unknown:
+                    problems.append(str(_unknown_keys("train", unknown, known, f"train.per_stage.{stage}")))
+        if problems:
+            raise ConfigError("Invalid training settings: " + "; ".join(problems) + ".")
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """The stages this config runs, in order."""
+        return ALL_STAGES if self.stage == "all" else (self.stage,)
+
+    def for_stage(self, stage: str) -> TrainConfig:
+        """This config for one stage: ``stage`` set and ``per_stage[stage]`` applied."""
+        if stage not in STAGES:
+            raise ConfigError(f"Unknown stage {stage!r}; the stages are {', '.join(STAGES)}.")
+        values = dataclasses.asdict(self)
+        values.update(dict(self.per_stage.get(stage) or {}))
+        values["stage"] = stage
+        return TrainConfig(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready settings (``betas`` as a list)."""
+        out = dataclasses.asdict(self)
+        out["betas"] = list(self.betas)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any] | None) -> TrainConfig:
+        """Build from a mapping (e.g. the composed ``train`` section), rejecting unknown keys."""
+        values = dict(to_container(values or {}))
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = [k for k in values if k not in known]
+        if unknown:
+            raise _unknown_keys("train", unknown, known, "train")
+        return cls(**values)
+
+
+@dataclass
+class DataConfig:
+    """Where the training clips come from (the ``data:`` section).
+
+    Attributes:
+        path: a directory (or file, or list of them) of videos / recorded shards / npz arrays,
+            read with :class:`~worldmodels.data.clips.ClipDataset`.
+        split: the split of recorded data sets to train on (``None``: every file).
+        val_path: held-out data for validation (default: ``path`` when ``val_split`` is set).
+        val_split: the split of ``val_path`` (or ``path``) used for validation.
+        num_frames: frames per clip (default: the model's ``num_frames``).
+        image_size: frame size (default: the model's ``image_size``).
+        stride: frames between clip starts (default: non-overlapping clips).
+        frame_skip: take every ``frame_skip``-th frame.
+        synthetic: train on the seeded moving-sprite world instead of files (no ``path`` needed).
+        synthetic_clips: number of synthetic training clips.
+        synthetic_val_clips: number of synthetic held-out clips (another seed).
+    """
+
+    path: str | list[str] | None = None
+    split: str | None = None
+    val_path: str | list[str] | None = None
+    val_split: str | None = None
+    num_frames: int | None = None
+    image_size: int | list[int] | None = None
+    stride: int | None = None
+    frame_skip: int = 1
+    synthetic: bool = False
+    synthetic_clips: int = 256
+    synthetic_val_clips: int = 32
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any] | None) -> DataConfig:
+        """Build from a mapping (e.g. the composed ``data`` section), rejecting unknown keys."""
+        values = dict(to_container(values or {}))
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = [k for k in values if k not in known]
+        if unknown:
+            raise _unknown_keys("data", unknown, known, "data")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready settings."""
+        return dataclasses.asdict(self)
+
+
+def configs_from(cfg: Mapping[str, Any]) -> tuple[TrainConfig, DataConfig]:
+    """The :class:`TrainConfig` and :class:`DataConfig` of a composed config (``train`` / ``data`` sections)."""
+    cfg = to_container(cfg)
+    return TrainConfig.from_dict(cfg.get("train")), DataConfig.from_dict(cfg.get("data"))

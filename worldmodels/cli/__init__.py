@@ -5,9 +5,10 @@ Each subcommand lives in its own module of this package and exposes two function
     def add_arguments(parser: argparse.ArgumentParser) -> None: ...
     def run(args: argparse.Namespace) -> int: ...
 
-and a one-line module docstring used as its help text. :data:`SUBCOMMANDS` maps each
-subcommand to its module; modules are imported only when their subcommand runs, so
-``worldmodels list`` stays fast.
+(or ``add_<name>_arguments`` / ``run_<name>`` when one module serves several subcommands).
+:data:`SUBCOMMANDS` maps each subcommand to its module and help text. Every module is imported
+to build the parser, so a module keeps its heavy imports (torch models, environments) inside
+``run``; that keeps ``worldmodels list`` fast.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from collections.abc import Sequence
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "list": ("worldmodels.cli.inspect", "List registered components and presets."),
     "show": ("worldmodels.cli.inspect", "Show a preset's or component's resolved config and parameter count."),
+    "train": ("worldmodels.cli.train", "Train a model's stages (tokenizer, lam, dynamics, all) with checkpoints and logs."),
+    "play": ("worldmodels.cli.play", "Play a learned world in a window, or headless into a GIF/MP4 file."),
+    "record": ("worldmodels.cli.record", "Record an environment (coinrun, gym:ENV_ID) into a data set of shards."),
+    "eval": ("worldmodels.cli.eval", "Evaluate a checkpoint on held-out clips: metrics, report and pictures."),
 }
 """Subcommand name -> (module, help text)."""
 

@@ -302,24 +302,43 @@ class WorldModel(nn.Module):
     def generate(
         self,
         prompt: Tensor,
-        actions: Tensor,
+        actions: Tensor | None = None,
         generator: torch.Generator | None = None,
         use_cache: bool = True,
+        *,
+        num_frames: int | None = None,
     ) -> Tensor:
         """Roll the world forward from a prompt under a sequence of latent actions.
 
         Args:
             prompt: ``B C H W`` (one frame) or ``B T0 C H W`` (the context actions of a
                 multi-frame prompt are inferred with the action model).
-            actions: ``B N`` latent action indices.
-            generator: random generator for the sampler.
+            actions: ``B N`` latent action indices; when omitted, ``num_frames - T0`` actions are
+                drawn uniformly at random (with ``generator``).
+            generator: random generator for the sampler (and the random actions).
             use_cache: use the dynamics' key/value cache.
+            num_frames: total length ``T0 + N`` of the returned video (the familiar
+                ``model.generate(prompt_frame, num_frames=16)``); must agree with ``actions``
+                when both are given.
 
         Returns:
             Video ``B (T0 + N) C H W``: the prompt frames followed by ``N`` generated frames.
         """
         video = self._as_video(prompt, "prompt")
         b, t0 = video.shape[:2]
+        if actions is None:
+            if num_frames is None or num_frames <= t0:
+                raise ValueError(
+                    f"Pass actions (B N latent action indices) or num_frames > the prompt's {t0} frame(s), "
+                    f"e.g. generate(prompt, num_frames={t0 + 15}); got num_frames={num_frames}."
+                )
+            device = generator.device if generator is not None else video.device
+            actions = torch.randint(0, self.num_actions, (b, num_frames - t0), generator=generator, device=device)
+        elif num_frames is not None and t0 + actions.shape[-1] != num_frames:
+            raise ValueError(
+                f"num_frames={num_frames} disagrees with a {t0}-frame prompt plus {actions.shape[-1]} actions; "
+                "pass one of the two."
+            )
         if actions.ndim != 2 or actions.shape[0] != b:
             raise ValueError(f"actions must have shape B N = ({b}, N), got {tuple(actions.shape)}.")
         check_actions(actions, self.num_actions)

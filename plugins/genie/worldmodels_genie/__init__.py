@@ -1,0 +1,50 @@
+"""The Genie plug-in for worldmodels (Bruce et al., 2024, "Genie: Generative Interactive Environments").
+
+Registers, through the ``worldmodels.plugins`` entry point ``genie = "worldmodels_genie:register"``:
+
+* tokenizer ``st-vivit`` (:mod:`worldmodels_genie.tokenizer`),
+* action model ``genie-lam`` (:mod:`worldmodels_genie.latent_action_model`),
+* dynamics ``maskgit`` (:mod:`worldmodels_genie.dynamics`),
+* samplers ``maskgit`` and ``argmax`` (:mod:`worldmodels_genie.sampler`),
+* model presets ``genie-tiny``, ``genie-small``, ``genie-large`` (:mod:`worldmodels_genie.presets`).
+
+Names known from another library (``GenieConfig``, ``create_genie_small``, ``create_genie_large``)
+live in :mod:`worldmodels_genie.compat` and are importable from this package.
+
+Nothing is imported at package import time: the library calls :func:`register` when it first
+needs a name it does not know, so it can attribute the components to this distribution.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+COMPONENT_MODULES: tuple[str, ...] = ("tokenizer", "latent_action_model", "dynamics", "sampler", "presets")
+"""Modules whose import registers components, in import order."""
+
+_LAZY = {
+    "GenieConfig": "compat",
+    "create_genie_small": "compat",
+    "create_genie_large": "compat",
+    "STViViTTokenizer": "tokenizer",
+    "LatentActionModel": "latent_action_model",
+    "MaskGITDynamics": "dynamics",
+    "MaskGITSampler": "sampler",
+    "ArgmaxSampler": "sampler",
+}
+
+
+def register() -> None:
+    """Register Genie's components and presets with worldmodels (the plug-in entry point)."""
+    for module in COMPONENT_MODULES:
+        importlib.import_module(f"{__name__}.{module}")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["COMPONENT_MODULES", "register", *_LAZY]

@@ -1,0 +1,238 @@
+"""Genie's dynamics model: a decoder-only MaskGIT ST-transformer over video tokens.
+
+Axis legend: ``B`` batch, ``T`` frames, ``h w`` token grid, ``N = h * w``, ``D`` model width,
+``E`` action embedding width (the LAM's code width), ``V`` token vocabulary.
+
+* input: the tokens of every frame (id ``V`` marks a masked token) plus additive action
+  embeddings; the action leading from frame ``t`` to ``t+1`` (a LAM codebook vector, projected to
+  ``D`` by a linear layer) is added to the tokens of frame ``t+1``. The caller stops the gradient
+  into the LAM (:meth:`worldmodels.WorldModel.dynamics_loss`).
+* the ST-transformer is causal in time, so the logits of frame ``t`` depend on tokens and actions
+  of frames ``<= t`` only;
+* training (paper, section 2.3): each clip's input tokens are masked with a Bernoulli rate drawn
+  uniformly from ``[0.5, 1]`` (the first frame is never masked), and the cross-entropy is taken on
+  the masked tokens of frames ``2..T``;
+* inference: :meth:`MaskGITDynamics.prefill` runs the context frames once and caches the keys and
+  values of every temporal attention layer; each MaskGIT iteration then runs
+  :meth:`MaskGITDynamics.next_logits` on the new frame's ``N`` tokens only.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from worldmodels import Dynamics, DynamicsCache, register
+from worldmodels.interfaces import LossOutput
+from worldmodels.layers import FactorizedPosEmbed, FlatLinear, STCache, STTransformer, init_transformer_weights
+
+
+class MaskGITCache(DynamicsCache):
+    """Key/value cache of the context frames for one next-frame prediction.
+
+    Attributes:
+        tokens: context tokens ``B T h w``.
+        action_embeddings: ``B T E`` (entry ``T-1`` leads into the predicted frame).
+        st_cache: keys and values of the context frames, per ST block.
+        frame_bias: ``B 1 N D``, positional encoding plus action embedding of the predicted frame.
+    """
+
+    def __init__(self, tokens: Tensor, action_embeddings: Tensor, st_cache: STCache, frame_bias: Tensor) -> None:
+        super().__init__(tokens, action_embeddings)
+        self.st_cache = st_cache
+        self.frame_bias = frame_bias
+
+
+@register("dynamics", "maskgit")
+class MaskGITDynamics(Dynamics):
+    """Genie's MaskGIT dynamics: decoder-only causal ST-transformer with additive action embeddings.
+
+    The defaults are CPU-sized; the paper's 10.1B model (48 attention layers = 24 ST blocks,
+    width 5120, 36 heads) is the ``genie-large`` preset's.
+
+    Shapes: ``forward(tokens: B T h w, action_embeddings: B T-1 E) -> logits: B T h w V``; the logits
+    of frame ``t`` predict its tokens (frame 0's are unused).
+
+    Args:
+        vocab_size: token vocabulary ``V`` (set from the tokenizer by :class:`~worldmodels.WorldModel`).
+        token_grid: ``[h, w]`` (set from the tokenizer).
+        max_frames: the longest sequence ``T`` (context plus the predicted frame).
+        action_dim: width ``E`` of the action embeddings (set from the action model).
+        dim: model width ``D``.
+        depth: ST blocks (each has a spatial and a temporal attention layer).
+        num_heads: attention heads.
+        head_dim: width per head (needed when ``dim`` is not a multiple of ``num_heads``).
+        mlp_ratio: feed-forward width as a multiple of ``dim``.
+        qk_norm: ``"rms"``, ``"layer"`` or ``None``.
+        pos_embed: ``"learned"`` or ``"sinusoidal"``.
+        attention: ``"spatiotemporal"`` (the paper's) or ``"full"`` (joint space-time attention,
+            quadratic in ``T``; for comparison).
+        mask_rate_min: lower end of the training mask rate.
+        mask_rate_max: upper end of the training mask rate.
+        dropout: dropout probability.
+        grad_checkpointing: recompute ST blocks in the backward pass.
+    """
+
+    conformance_config: ClassVar[dict[str, Any]] = {"dim": 32, "depth": 2, "num_heads": 2}
+    """Small settings for :mod:`worldmodels.testing`'s conformance checks."""
+
+    def __init__(
+        self,
+        vocab_size: int = 512,
+        token_grid: list[int] | tuple[int, int] = (8, 8),
+        max_frames: int = 16,
+        action_dim: int = 32,
+        dim: int = 128,
+        depth: int = 4,
+        num_heads: int = 4,
+        head_dim: int | None = None,
+        mlp_ratio: float = 4.0,
+        qk_norm: str | None = "rms",
+        pos_embed: str = "learned",
+        attention: str = "spatiotemporal",
+        mask_rate_min: float = 0.5,
+        mask_rate_max: float = 1.0,
+        dropout: float = 0.0,
+        grad_checkpointing: bool = False,
+    ) -> None:
+        super().__init__()
+        token_grid = [int(token_grid[0]), int(token_grid[1])]
+        self._record_config(
+            vocab_size=vocab_size, token_grid=token_grid, max_frames=max_frames, action_dim=action_dim, dim=dim,
+            depth=depth, num_heads=num_heads, head_dim=head_dim, mlp_ratio=mlp_ratio, qk_norm=qk_norm,
+            pos_embed=pos_embed, attention=attention, mask_rate_min=mask_rate_min, mask_rate_max=mask_rate_max,
+            dropout=dropout, grad_checkpointing=grad_checkpointing,
+        )  # fmt: skip
+        if not 0.0 <= mask_rate_min <= mask_rate_max <= 1.0:
+            raise ValueError(
+                f"Need 0 <= mask_rate_min <= mask_rate_max <= 1, got [{mask_rate_min}, {mask_rate_max}] "
+                "(the paper draws the rate from [0.5, 1])."
+            )
+        self.vocab_size, self.max_frames, self.action_dim = vocab_size, max_frames, action_dim
+        self.grid = (token_grid[0], token_grid[1])
+        self.mask_rate_min, self.mask_rate_max = mask_rate_min, mask_rate_max
+        self.token_embed = nn.Embedding(vocab_size + 1, dim)  # + the mask token
+        self.action_proj = nn.Linear(action_dim, dim)
+        self.pos = FactorizedPosEmbed(dim, max_frames, self.grid, pos_embed)
+        self.transformer = STTransformer(
+            dim, depth, num_heads, head_dim, mlp_ratio=mlp_ratio, qk_norm=qk_norm, causal=True,
+            attention=attention, dropout=dropout, grad_checkpointing=grad_checkpointing,
+        )  # fmt: skip
+        self.head = FlatLinear(dim, vocab_size)
+        self.apply(init_transformer_weights)
+
+    # ------------------------------------------------------------------ inputs
+    def _check_tokens(self, tokens: Tensor, frames_needed: int) -> None:
+        if tokens.ndim != 4 or tuple(tokens.shape[2:]) != self.grid:
+            raise ValueError(
+                f"maskgit dynamics expects tokens shaped B T h w with a {self.grid[0]}x{self.grid[1]} grid, got "
+                f"shape {tuple(tokens.shape)}; was it built for another tokenizer?"
+            )
+        if frames_needed > self.max_frames:
+            raise ValueError(
+                f"maskgit dynamics handles at most {self.max_frames} frames (max_frames, the model's num_frames) "
+                f"but was asked for {frames_needed}; shorten the context."
+            )
+
+    def _check_actions(self, action_embeddings: Tensor, batch: int, count: int) -> None:
+        if action_embeddings.ndim != 3 or tuple(action_embeddings.shape) != (batch, count, self.action_dim):
+            raise ValueError(
+                f"Expected action_embeddings of shape B T-1 E = ({batch}, {count}, {self.action_dim}), got "
+                f"{tuple(action_embeddings.shape)}. Entry t embeds the action leading from frame t to t+1."
+            )
+
+    def embed_inputs(self, tokens: Tensor, action_embeddings: Tensor, offset: int = 0) -> Tensor:
+        """Input embeddings: token + position + action (frame ``t`` gets the action leading into it).
+
+        Shapes: ``tokens: B T h w``, ``action_embeddings: B T' E`` with ``T' = T - 1`` when
+        ``offset == 0`` (frame 0 has no incoming action) and ``T' = T`` otherwise -> ``B T N D``.
+
+        Args:
+            tokens: token ids (``vocab_size`` = masked).
+            action_embeddings: the actions leading into these frames.
+            offset: index of the first frame (positions continue after cached frames).
+        """
+        t = tokens.shape[1]
+        x_BTND = self.token_embed(tokens.flatten(2)) + self.pos(t, offset)
+        actions_BTD = self.action_proj(action_embeddings.to(x_BTND.dtype))
+        if offset == 0:
+            actions_BTD = F.pad(actions_BTD, (0, 0, 1, 0))
+        return x_BTND + actions_BTD[:, :, None, :]
+
+    # ------------------------------------------------------------------ forward / loss
+    def forward(self, tokens: Tensor, action_embeddings: Tensor) -> Tensor:
+        """Logits of every frame's tokens.
+
+        Shapes: ``tokens: B T h w`` (id ``vocab_size`` = masked), ``action_embeddings: B T-1 E``
+        -> ``B T h w V``.
+        """
+        b, t = tokens.shape[:2]
+        self._check_tokens(tokens, t)
+        self._check_actions(action_embeddings, b, t - 1)
+        h_BTND = self.transformer(self.embed_inputs(tokens, action_embeddings))
+        return self.head(h_BTND).unflatten(2, self.grid)
+
+    def random_mask(self, tokens: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """The training mask: each token of frames 2..T masked with probability ``r``, one ``r`` per clip.
+
+        ``r`` is drawn uniformly from ``[mask_rate_min, mask_rate_max]`` (paper: ``[0.5, 1]``).
+
+        Shapes: ``tokens: B T h w -> B T h w`` bool (True = masked).
+        """
+        b = tokens.shape[0]
+        device = tokens.device
+        rate = torch.rand(b, generator=generator, device=device) * (self.mask_rate_max - self.mask_rate_min)
+        rate = rate + self.mask_rate_min
+        mask = torch.rand(tokens.shape, generator=generator, device=device) < rate[:, None, None, None]
+        mask[:, 0] = False
+        return mask
+
+    def loss(self, tokens: Tensor, action_embeddings: Tensor) -> LossOutput:
+        """Masked-token cross-entropy (MaskGIT training).
+
+        Shapes: ``tokens: B T h w``, ``action_embeddings: B T-1 E``.
+
+        Returns:
+            ``(loss, metrics)`` with ``loss``, ``masked_accuracy`` and ``mask_rate``.
+        """
+        if tokens.shape[1] < 2:
+            raise ValueError(f"The dynamics loss needs at least 2 frames, got tokens of shape {tuple(tokens.shape)}.")
+        mask = self.random_mask(tokens)
+        logits = self(tokens.masked_fill(mask, self.mask_token_id), action_embeddings)
+        if not bool(mask.any()):  # possible only for tiny inputs with mask_rate_min near 0
+            zero = logits.sum() * 0.0
+            return zero, {"loss": zero.detach(), "masked_accuracy": zero.detach(), "mask_rate": zero.detach()}
+        masked_logits = logits[mask].float()
+        targets = tokens[mask]
+        loss = F.cross_entropy(masked_logits, targets)
+        accuracy = (masked_logits.argmax(-1) == targets).float().mean()
+        mask_rate = mask[:, 1:].float().mean()
+        return loss, {"loss": loss.detach(), "masked_accuracy": accuracy.detach(), "mask_rate": mask_rate.detach()}
+
+    # ------------------------------------------------------------------ cached inference
+    def prefill(self, tokens: Tensor, action_embeddings: Tensor) -> MaskGITCache:
+        """Run the context once and cache its temporal keys and values.
+
+        Shapes: ``tokens: B T h w``, ``action_embeddings: B T E`` (entry ``T-1`` leads into the
+        predicted frame).
+        """
+        b, t = tokens.shape[:2]
+        self._check_tokens(tokens, t + 1)
+        self._check_actions(action_embeddings, b, t)
+        _, st_cache = self.transformer(self.embed_inputs(tokens, action_embeddings[:, : t - 1]), return_cache=True)
+        frame_bias = self.pos(1, offset=t) + self.action_proj(action_embeddings[:, t - 1 :])[:, :, None, :]
+        return MaskGITCache(tokens, action_embeddings, st_cache, frame_bias)
+
+    def next_logits(self, draft: Tensor, cache: DynamicsCache) -> Tensor:
+        """Logits of the predicted frame given its partly masked draft, computing only that frame.
+
+        Shapes: ``draft: B h w`` (id ``vocab_size`` = masked) -> ``B h w V``.
+        """
+        if not isinstance(cache, MaskGITCache):  # a plain cache from another code path: no speed-up
+            return super().next_logits(draft, cache)
+        x_B1ND = self.token_embed(draft.flatten(1))[:, None] + cache.frame_bias
+        h_B1ND = self.transformer(x_B1ND, cache=cache.st_cache)
+        return self.head(h_B1ND[:, 0]).unflatten(1, self.grid)

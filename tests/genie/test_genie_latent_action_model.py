@@ -1,0 +1,106 @@
+"""The latent action model: information flow (encoder sees x_t+1, decoder does not), shapes, metrics."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+pytest.importorskip("worldmodels_genie")
+
+
+def test_shapes_and_embed_returns_codebook_vectors(make_lam) -> None:
+    lam = make_lam().eval()
+    video = torch.rand(3, 4, 3, 32, 32)
+    with torch.no_grad():
+        actions = lam.infer(video)
+        emb = lam.embed(actions)
+    assert actions.shape == (3, 3) and actions.dtype == torch.int64
+    assert 0 <= int(actions.min()) and int(actions.max()) < 4
+    assert emb.shape == (3, 3, 8) and lam.action_dim == 8 and lam.num_actions == 4
+    torch.testing.assert_close(emb, lam.quantizer.codebook[actions].detach())
+
+
+def test_latent_of_transition_t_sees_the_next_frame_and_nothing_later(make_lam) -> None:
+    lam = make_lam().eval()
+    video = torch.rand(2, 4, 3, 32, 32)
+    with torch.no_grad():
+        latents = lam.encode_latents(video)
+        for t in range(3):
+            changed = video.clone()
+            changed[:, t + 1] = torch.rand_like(changed[:, t + 1])
+            other = lam.encode_latents(changed)
+            # transition t (x_t -> x_t+1) must see x_t+1 ...
+            assert (other[:, t] - latents[:, t]).abs().amax() > 1e-4, f"latent {t} ignores frame {t + 1}"
+            # ... and earlier transitions must not (the encoder is causal).
+            torch.testing.assert_close(other[:, :t], latents[:, :t])
+
+
+def test_action_index_of_transition_t_changes_with_the_next_frame(make_lam) -> None:
+    lam = make_lam().eval()
+    video = torch.rand(1, 4, 3, 32, 32)
+    changed = video.clone()
+    changed[:, 2] = torch.rand_like(changed[:, 2])  # x_{t+1} of transition t = 1
+    with torch.no_grad():
+        z_before, z_after = lam.encode_latents(video)[0, 1], lam.encode_latents(changed)[0, 1]
+        # a codebook with one code at each latent (others far away): the index must follow the latent
+        lam.quantizer.codebook.copy_(torch.full((4, 8), 100.0))
+        lam.quantizer.codebook[0] = z_before
+        lam.quantizer.codebook[1] = z_after
+        assert lam.infer(video)[0, 1] == 0
+        assert lam.infer(changed)[0, 1] == 1
+
+
+def test_decoder_sees_the_next_frame_only_through_the_action(make_lam) -> None:
+    lam = make_lam().eval()
+    video = torch.rand(2, 4, 3, 32, 32)
+    actions = torch.randn(2, 4, 8)
+    with torch.no_grad():
+        prediction = lam.predict_next(video[:, :3], actions[:, :3])  # output t predicts frame t+1
+        for t in range(3):
+            changed = video.clone()
+            changed[:, t + 1 :] = torch.rand_like(changed[:, t + 1 :])
+            other = lam.predict_next(changed[:, :3], actions[:, :3])
+            torch.testing.assert_close(other[:, t], prediction[:, t], msg=f"prediction of x_{t + 1} saw x_{t + 1}")
+            other_action = actions.clone()
+            other_action[:, t] = torch.randn(2, 8)
+            moved = lam.predict_next(video[:, :3], other_action[:, :3])
+            assert (moved[:, t] - prediction[:, t]).abs().amax() > 1e-5, f"prediction {t} ignores action {t}"
+            torch.testing.assert_close(moved[:, :t], prediction[:, :t])
+
+
+def test_loss_trains_encoder_through_the_quantised_action(make_lam) -> None:
+    lam = make_lam()
+    loss, metrics = lam.loss(torch.rand(2, 4, 3, 32, 32))
+    loss.backward()
+    assert {"loss", "recon_mse", "vq_loss", "perplexity", "usage", "usage_entropy"} <= set(metrics)
+    assert all(m.ndim == 0 and not m.requires_grad for m in metrics.values())
+    assert lam.encoder_embed.proj.weight.grad.abs().sum() > 0
+    assert 0.0 <= float(metrics["usage_entropy"]) <= 1.0
+
+
+def test_loss_and_actions_share_one_pass_and_match_infer(make_lam) -> None:
+    lam = make_lam().eval()
+    video = torch.rand(2, 4, 3, 32, 32)
+    loss, metrics, actions = lam.loss_and_actions(video)
+    torch.testing.assert_close(loss, lam.loss(video)[0])
+    assert torch.equal(actions, lam.infer(video)) and not actions.requires_grad
+
+
+def test_usage_entropy_detects_collapse_to_one_action(make_lam) -> None:
+    lam = make_lam().eval()
+    with torch.no_grad():
+        lam.quantizer.codebook.copy_(torch.full((4, 8), 100.0))
+        lam.quantizer.codebook[2] = 0.0  # every latent is nearest to code 2
+    _, metrics = lam.loss(torch.rand(2, 4, 3, 32, 32))
+    assert float(metrics["usage_entropy"]) == pytest.approx(0.0, abs=1e-6)
+    assert float(metrics["perplexity"]) == pytest.approx(1.0)
+
+
+def test_helpful_errors(make_lam) -> None:
+    lam = make_lam()
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        lam.infer(torch.rand(1, 1, 3, 32, 32))
+    with pytest.raises(ValueError, match="integer action indices"):
+        lam.embed(torch.zeros(1, 2))
+    with pytest.raises(ValueError, match="num_frames >= 2"):
+        type(lam)(num_frames=1)

@@ -1,0 +1,106 @@
+"""The built-in IRIS-style per-frame tokenizer ``frame-vq`` (optionally with a timm backbone)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import worldmodels
+from worldmodels.tokenizers import FrameVQTokenizer
+
+SMALL = dict(image_size=32, vocab_size=32, code_dim=8, channels=8)
+
+
+def _tokenizer(**overrides) -> FrameVQTokenizer:  # noqa: ANN003
+    tok = worldmodels.build("frame-vq", kind="tokenizer", **{**SMALL, **overrides})
+    assert isinstance(tok, FrameVQTokenizer)
+    return tok
+
+
+def test_registered_as_a_builtin() -> None:
+    assert "frame-vq" in worldmodels.list_components("tokenizer")
+    assert worldmodels.registry.get_entry("tokenizer", "frame-vq").distribution == "worldmodels"
+
+
+@pytest.mark.parametrize(("downsample", "grid"), [(8, (4, 4)), (4, (8, 8)), (2, (16, 16))])
+def test_shapes_for_each_downsampling(downsample: int, grid: tuple[int, int]) -> None:
+    tok = _tokenizer(downsample=downsample).eval()
+    video = torch.rand(2, 3, 3, 32, 32)
+    with torch.no_grad():
+        tokens = tok.encode(video)
+        decoded = tok.decode(tokens)
+    assert tokens.shape == (2, 3, *grid) and tokens.dtype == torch.int64
+    assert tok.token_grid(32, 32) == grid
+    assert decoded.shape == video.shape and 0.0 <= float(decoded.min()) and float(decoded.max()) <= 1.0
+
+
+def test_64x64_frames_give_8x8_or_16x16_tokens() -> None:
+    assert _tokenizer(image_size=64, downsample=8).token_grid(64, 64) == (8, 8)
+    assert _tokenizer(image_size=64, downsample=4).token_grid(64, 64) == (16, 16)
+
+
+def test_frames_are_tokenized_independently() -> None:
+    tok = _tokenizer().eval()
+    video = torch.rand(1, 4, 3, 32, 32)
+    changed = video.clone()
+    changed[:, 2] = torch.rand_like(changed[:, 2])
+    with torch.no_grad():
+        a, b = tok.encode_latents(video), tok.encode_latents(changed)
+    assert tok.temporally_causal
+    torch.testing.assert_close(a[:, [0, 1, 3]], b[:, [0, 1, 3]])
+    assert not torch.allclose(a[:, 2], b[:, 2])
+
+
+def test_odd_frame_sizes_are_padded_and_cropped() -> None:
+    tok = _tokenizer(image_size=[20, 28], downsample=8).eval()
+    video = torch.rand(1, 2, 3, 20, 28)
+    with torch.no_grad():
+        tokens = tok.encode(video)
+        assert tokens.shape == (1, 2, 3, 4)
+        assert tok.decode(tokens).shape == video.shape
+
+
+def test_loss_lowers_with_training(sprite_clips) -> None:
+    tok = _tokenizer(image_size=16, downsample=4)
+    video = sprite_clips.video[:4, :2]
+    opt = torch.optim.Adam(tok.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(20):
+        loss, metrics = tok.loss(video)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(metrics["recon_mse"]))
+    assert sum(losses[-3:]) / 3 < 0.7 * sum(losses[:3]) / 3
+
+
+def test_bad_settings_are_explained() -> None:
+    with pytest.raises(ValueError, match="power of two"):
+        _tokenizer(downsample=6)
+    with pytest.raises(ValueError, match="32x32"):
+        _tokenizer().encode(torch.rand(1, 1, 3, 16, 16))
+
+
+def test_timm_backbone_encoder() -> None:
+    pytest.importorskip("timm", reason="timm (optional extra worldmodels[timm]) is not installed")
+    tok = _tokenizer(image_size=64, backbone="resnet18", downsample=8).eval()
+    video = torch.rand(1, 2, 3, 64, 64)
+    with torch.no_grad():
+        tokens = tok.encode(video)
+    assert tokens.shape == (1, 2, 8, 8)
+    assert any("backbone" in name for name, _ in tok.named_parameters())
+    loss, _ = tok.train().loss(video)
+    loss.backward()
+    with pytest.raises(ValueError, match="strides"):
+        _tokenizer(image_size=64, backbone="resnet18", downsample=64)
+    with pytest.raises(ValueError, match="Did you mean 'resnet18'"):
+        _tokenizer(backbone="resnet81")
+
+
+def test_genie_tiny_adapts_its_dynamics_to_frame_vq() -> None:
+    pytest.importorskip("worldmodels_genie")
+    model = worldmodels.build("genie-tiny", tokenizer={"name": "frame-vq", "vocab_size": 256, "downsample": 4},
+                              device="meta")
+    assert model.token_grid == (16, 16)
+    assert model.dynamics.vocab_size == 256 and model.dynamics.grid == (16, 16)
+    assert model.dynamics.head.out_features == 256

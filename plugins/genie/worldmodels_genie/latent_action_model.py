@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from einops import reduce
+from einops import rearrange, reduce
 from torch import Tensor, nn
 
 from worldmodels import ActionModel, register
@@ -41,6 +41,10 @@ from worldmodels.layers import (
     unpatchify,
 )
 from worldmodels_genie._checks import check_frames
+
+
+LATENT_STD = 0.1
+"""Per-feature standard deviation of the LAM's latents under ``latent_norm="batch"``."""
 
 
 @register("action_model", "genie-lam")
@@ -73,6 +77,23 @@ class LatentActionModel(ActionModel):
         l2_normalize: cosine-similarity codebook lookup.
         dead_code_threshold: dead-code reset threshold (see :class:`~worldmodels.layers.VectorQuantizer`).
         grad_checkpointing: recompute ST blocks in the backward pass.
+        encoder_input: ``"frames+diff"`` (default) gives the encoder, at each position ``t``, the
+            frame ``x_t`` and its difference to ``x_{t-1}`` (zero at ``t = 1``); ``"frames"`` gives
+            ``x_t`` alone. Both carry exactly the same information (the encoder sees
+            ``x_1..x_{t+1}`` either way) and both are causal; the difference channels are an
+            inductive bias towards *changes*, without which the latent tends to collapse to a
+            constant early in training (see ``benchmarks/bench_lam.py``).
+        latent_norm: ``"batch"`` (default) standardises each latent feature over the batch
+            (``BatchNorm1d`` without affine parameters; running statistics at inference) to a
+            standard deviation of :data:`LATENT_STD` before quantisation, so the codes differ in
+            every direction rather than sharing one large common component (which left the codes
+            within 2% of each other and the dynamics unable to tell actions apart); the small
+            scale keeps the quantiser's losses from drowning the reconstruction's gradient.
+            ``"none"`` leaves the latent as the encoder emits it.
+        decoder_output: ``"residual"`` (default): the decoder's output is added, in logit space,
+            to the last frame it sees (``x^_{t+1} = sigmoid(logit(x_t) + out)``), so copying
+            the frame is free and the action pays off as soon as training starts;
+            ``"sigmoid"``: ``x^_{t+1} = sigmoid(out)``. The decoder sees ``x_t`` in both cases.
     """
 
     conformance_config: ClassVar[dict[str, Any]] = {
@@ -103,6 +124,9 @@ class LatentActionModel(ActionModel):
         l2_normalize: bool = False,
         dead_code_threshold: float = 0.03,
         grad_checkpointing: bool = False,
+        encoder_input: str = "frames+diff",
+        latent_norm: str = "batch",
+        decoder_output: str = "residual",
     ) -> None:
         super().__init__()
         self._record_config(
@@ -111,8 +135,16 @@ class LatentActionModel(ActionModel):
             encoder_heads=encoder_heads, decoder_dim=decoder_dim, decoder_depth=decoder_depth,
             decoder_heads=decoder_heads, mlp_ratio=mlp_ratio, qk_norm=qk_norm, pos_embed=pos_embed, beta=beta,
             ema_decay=ema_decay, l2_normalize=l2_normalize, dead_code_threshold=dead_code_threshold,
-            grad_checkpointing=grad_checkpointing,
+            grad_checkpointing=grad_checkpointing, encoder_input=encoder_input, latent_norm=latent_norm,
+            decoder_output=decoder_output,
         )  # fmt: skip
+        if encoder_input not in ("frames", "frames+diff"):
+            raise ValueError(f"encoder_input must be 'frames' or 'frames+diff', got {encoder_input!r}.")
+        if decoder_output not in ("residual", "sigmoid"):
+            raise ValueError(f"decoder_output must be 'residual' or 'sigmoid', got {decoder_output!r}.")
+        if latent_norm not in ("batch", "none"):
+            raise ValueError(f"latent_norm must be 'batch' or 'none', got {latent_norm!r}.")
+        self.encoder_input, self.decoder_output = encoder_input, decoder_output
         if num_frames < 2:
             raise ValueError(f"A latent action model needs num_frames >= 2 (one transition), got {num_frames}.")
         self.image_size = image_hw(image_size)
@@ -120,13 +152,15 @@ class LatentActionModel(ActionModel):
         self.num_actions, self.action_dim = num_actions, action_dim
         self.grid = patch_grid(*self.image_size, patch_size)
 
-        self.encoder_embed = PatchEmbed(in_channels, patch_size, encoder_dim)
+        encoder_channels = 2 * in_channels if encoder_input == "frames+diff" else in_channels
+        self.encoder_embed = PatchEmbed(encoder_channels, patch_size, encoder_dim)
         self.encoder_pos = FactorizedPosEmbed(encoder_dim, num_frames, self.grid, pos_embed)
         self.encoder = STTransformer(
             encoder_dim, encoder_depth, encoder_heads, mlp_ratio=mlp_ratio, qk_norm=qk_norm, causal=True,
             grad_checkpointing=grad_checkpointing,
         )  # fmt: skip
         self.to_latent = nn.Linear(encoder_dim, action_dim)
+        self.latent_norm = nn.BatchNorm1d(action_dim, affine=False) if latent_norm == "batch" else nn.Identity()
         self.quantizer = VectorQuantizer(
             num_actions, action_dim, beta=beta, ema_decay=ema_decay, l2_normalize=l2_normalize,
             dead_code_threshold=dead_code_threshold,
@@ -154,15 +188,28 @@ class LatentActionModel(ActionModel):
         """The continuous (pre-quantisation) latent of every transition.
 
         Latent ``t`` is the encoder output at frame ``t + 1`` (which has seen ``x_1..x_{t+1}``),
-        averaged over the frame's patches and projected to the code width.
+        averaged over the frame's patches, projected to the code width and standardised
+        (``latent_norm``).
 
         Shapes: ``B T C H W -> B T-1 E``.
         """
         self._check(video)
+        if self.encoder_input == "frames+diff":
+            previous = torch.cat([video[:, :1], video[:, :-1]], dim=1)  # x_{t-1}, with x_0 := x_1
+            video = torch.cat([video, video - previous], dim=2)  # B T 2C H W
         x_BTND = self.encoder_embed(video) + self.encoder_pos(video.shape[1])
         h_BTND = self.encoder(x_BTND)
         pooled_BTD = reduce(h_BTND[:, 1:], "b t n d -> b t d", "mean")
-        return self.to_latent(pooled_BTD)
+        latent_BTE = self.to_latent(pooled_BTD)
+        flat_ME = rearrange(latent_BTE, "b t e -> (b t) e")
+        needs_two = isinstance(self.latent_norm, nn.BatchNorm1d) and self.training and flat_ME.shape[0] < 2
+        if needs_two:  # batch statistics need two vectors: use the running ones
+            flat_ME = F.batch_norm(flat_ME, self.latent_norm.running_mean, self.latent_norm.running_var, training=False)
+        else:
+            flat_ME = self.latent_norm(flat_ME)
+        if isinstance(self.latent_norm, nn.BatchNorm1d):
+            flat_ME = flat_ME * LATENT_STD
+        return rearrange(flat_ME, "(b t) e -> b t e", b=latent_BTE.shape[0])
 
     def quantize(self, video: Tensor) -> QuantizerOutput:
         """Encode and quantise (``quantized: B T-1 E``, ``indices: B T-1``) with the VQ losses and metrics."""
@@ -200,8 +247,10 @@ class LatentActionModel(ActionModel):
             )
         x_BTND = self.decoder_embed(frames) + self.decoder_pos(frames.shape[1])
         x_BTND = x_BTND + self.action_proj(action_vectors)[:, :, None, :]
-        patches = torch.sigmoid(self.to_pixels(self.decoder(x_BTND)))
-        return unpatchify(patches.unflatten(2, self.grid), self.patch_size, *self.image_size)
+        out = unpatchify(self.to_pixels(self.decoder(x_BTND)).unflatten(2, self.grid), self.patch_size, *self.image_size)
+        if self.decoder_output == "residual":
+            out = out + torch.logit(frames.clamp(1e-3, 1 - 1e-3))
+        return torch.sigmoid(out)
 
     # ------------------------------------------------------------------ training
     def _loss_from(self, video: Tensor) -> tuple[Tensor, Metrics, Tensor]:

@@ -11,8 +11,11 @@ Two families of environments are supported, looked up by name in :data:`RECORDER
 Policies, by name:
 
 * ``random``: uniform over the action space.
-* ``biased``: random, but biased toward making progress. Procgen: ``RIGHT`` and ``RIGHT+UP``
-  (jump right) most of the time, so the agent crosses CoinRun levels. MiniGrid: mostly
+* ``biased``: random, but biased toward making progress. Procgen: *sticky* random button
+  combinations (the previous one is held with probability 0.75, so motions last long enough
+  for their effect to show despite the game's inertia), ``RIGHT`` and ``RIGHT+UP`` (jump right)
+  most of the time so the agent crosses CoinRun levels, but also left, jump, stand still and
+  the other combinations, so every kind of motion appears in the data. MiniGrid: mostly
   ``forward``. Other gymnasium environments: *sticky* random actions (the previous action is
   repeated with probability 0.8), which gives longer, more coherent motions than ``random``.
 * ``scripted``: a simple controller. Procgen: run right, jump in bursts and whenever the view
@@ -472,9 +475,21 @@ class ProcgenRecorder(Recorder):
         if policy == "random":
             return lambda obs, first: rng.integers(0, len(self.combos), size=n)
         if policy == "biased":
-            p = np.full(len(self.combos), 0.25 / (len(self.combos) - 2))
-            p[right], p[jump_right] = 0.40, 0.35
-            return lambda obs, first: rng.choice(len(self.combos), size=n, p=p)
+            weights = {("RIGHT",): 0.33, ("RIGHT", "UP"): 0.25, ("LEFT",): 0.12, ("LEFT", "UP"): 0.06, ("UP",): 0.08, (): 0.08}
+            rest = [i for i, c in enumerate(self.combos) if c not in weights]
+            p = np.zeros(len(self.combos))
+            for combo, weight in weights.items():
+                p[index[combo]] = weight
+            p[rest] = (1.0 - p.sum()) / len(rest)
+            held = {"action": rng.choice(len(self.combos), size=n, p=p)}
+
+            def biased(obs: np.ndarray, first: np.ndarray) -> np.ndarray:
+                fresh = rng.choice(len(self.combos), size=n, p=p)
+                keep = (rng.random(n) < 0.75) & ~first
+                held["action"] = np.where(keep, held["action"], fresh)
+                return held["action"]
+
+            return biased
         # scripted: run right; jump for 6 of every 16 steps and whenever the view stopped moving
         state = {"prev": None, "t": np.zeros(n, np.int64)}
 

@@ -6,7 +6,8 @@ Registers, through the ``worldmodels.plugins`` entry point ``genie = "worldmodel
 * action model ``genie-lam`` (:mod:`worldmodels_genie.latent_action_model`),
 * dynamics ``maskgit`` (:mod:`worldmodels_genie.dynamics`),
 * samplers ``maskgit`` and ``argmax`` (:mod:`worldmodels_genie.sampler`),
-* model presets ``genie-tiny``, ``genie-small``, ``genie-large`` (:mod:`worldmodels_genie.presets`).
+* model presets ``genie-tiny``, ``genie-small``, ``genie-large`` (:mod:`worldmodels_genie.presets`),
+* training recipes ``coinrun-cpu``, ``coinrun-gpu``, ``genie-large-fsdp`` (YAML in ``configs/recipe/``).
 
 Names known from another library (``GenieConfig``, ``create_genie_small``, ``create_genie_large``)
 live in :mod:`worldmodels_genie.compat` and are importable from this package.
@@ -36,9 +37,16 @@ _LAZY = {
 
 
 def register() -> None:
-    """Register Genie's components and presets with worldmodels (the plug-in entry point)."""
+    """Register Genie's components, presets and training recipes with worldmodels (the plug-in entry point).
+
+    The recipes (``recipe=coinrun-cpu``, ``coinrun-gpu``, ``genie-large-fsdp``) are Hydra YAML files
+    under ``worldmodels_genie/configs/recipe/``, added to the config search path.
+    """
+    from worldmodels.config import add_search_path
+
     for module in COMPONENT_MODULES:
         importlib.import_module(f"{__name__}.{module}")
+    add_search_path(f"pkg://{__name__}.configs")
 
 
 def __getattr__(name: str) -> Any:

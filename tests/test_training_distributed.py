@@ -109,3 +109,29 @@ def test_fsdp_shards_each_transformer_block_of_the_trained_parts_only() -> None:
     units = fsdp_units(StageLoss(model, "dynamics", freeze_action_model=True), ["dynamics"])
     assert units and all(any(u is m for m in model.dynamics.modules()) for u in units)
     assert not any(any(u is m for m in model.tokenizer.modules()) for u in units)
+
+
+@pytest.mark.slow
+def test_fsdp_keeps_codebook_updates_made_in_forward(tmp_path: Path) -> None:
+    """A quantiser initialises its codebook from data and resets dead codes inside ``forward``;
+    under FSDP those writes would go to a temporary unsharded copy. With the codebook replicated
+    (``replicate_under_fsdp``), FSDP must follow DDP step for step."""
+    import worldmodels
+
+    if "genie-tiny" not in worldmodels.list_components("model"):
+        pytest.skip("the Genie plug-in is not installed")
+    small = ["model=genie-tiny", "model.image_size=16", "tokenizer.patch_size=4", "tokenizer.vocab_size=16",
+             "tokenizer.encoder_dim=32", "tokenizer.encoder_depth=1", "tokenizer.encoder_heads=2",
+             "tokenizer.decoder_dim=32", "tokenizer.decoder_depth=1", "tokenizer.decoder_heads=2",
+             "tokenizer.dead_code_threshold=0.5"]
+    runs = {}
+    for strategy in ("ddp", "fsdp"):
+        run = tmp_path / strategy
+        overrides = [*small, *_overrides(run, **{"train.strategy": strategy})[1:]]
+        _torchrun(tmp_path, 2, overrides)
+        runs[strategy] = run
+    assert _losses(runs["fsdp"]) == pytest.approx(_losses(runs["ddp"]), abs=1e-5)
+    fsdp = load_tensors(runs["fsdp"] / "tokenizer" / "final" / "model.safetensors")
+    ddp = load_tensors(runs["ddp"] / "tokenizer" / "final" / "model.safetensors")
+    torch.testing.assert_close(fsdp["tokenizer.quantizer.codebook"], ddp["tokenizer.quantizer.codebook"],
+                               atol=1e-5, rtol=1e-4)

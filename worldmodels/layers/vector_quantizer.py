@@ -88,6 +88,10 @@ class VectorQuantizer(nn.Module):
         eps: smoothing of the EMA cluster sizes.
     """
 
+    replicate_under_fsdp: bool = True
+    """``forward`` writes to the codebook (data init, dead-code reset, EMA), so FSDP must not shard it
+    (see :func:`worldmodels.training.distributed.replicated_parameters`)."""
+
     def __init__(
         self,
         num_codes: int,

@@ -188,20 +188,68 @@ def fsdp_units(root: nn.Module, components: Sequence[str]) -> list[nn.Module]:
     return [u for u in units if id(u) not in nested]
 
 
+def replicated_parameters(module: nn.Module) -> list[nn.Parameter]:
+    """Parameters FSDP must leave whole on every rank.
+
+    A submodule that writes to its own parameters during ``forward`` (a vector quantiser's
+    data-dependent initialisation, dead-code reset and EMA updates) declares
+    ``replicate_under_fsdp = True``: under FSDP those writes would land in a temporary unsharded
+    copy and be lost. Such modules keep their ranks in step themselves (they all-reduce their
+    statistics and broadcast re-initialised codes); their gradients are averaged by
+    :func:`all_reduce_gradients`.
+    """
+    found: dict[int, nn.Parameter] = {}
+    for sub in module.modules():
+        if getattr(sub, "replicate_under_fsdp", False):
+            found.update({id(p): p for p in sub.parameters()})
+    return list(found.values())
+
+
 def wrap_fsdp(module: nn.Module, ctx: DistContext, components: Sequence[str]) -> nn.Module:
     """Shard ``module`` with FSDP2: each unit of :func:`fsdp_units` first, then the root.
 
     Frozen parameters stay in the root's group (FSDP2 accepts mixed ``requires_grad``);
-    they are gathered for the forward pass and never updated.
+    they are gathered for the forward pass and never updated. :func:`replicated_parameters`
+    are not sharded at all (``ignored_params``).
     """
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
     mesh = init_device_mesh(ctx.device.type, (ctx.world_size,))
+    ignored = set(replicated_parameters(module)) or None
     for unit in fsdp_units(module, components):
-        fully_shard(unit, mesh=mesh)
-    fully_shard(module, mesh=mesh)
+        fully_shard(unit, mesh=mesh, ignored_params=ignored)
+    fully_shard(module, mesh=mesh, ignored_params=ignored)
     return module
+
+
+def all_reduce_gradients(params: Sequence[nn.Parameter], ctx: DistContext) -> None:
+    """Average the gradients of parameters that no wrapper synchronises (see :func:`replicated_parameters`)."""
+    if not ctx.distributed:
+        return
+    for param in params:
+        if param.grad is not None:
+            torch.distributed.all_reduce(param.grad)
+            param.grad.div_(ctx.world_size)
+
+
+def clip_gradients(params: Sequence[nn.Parameter], max_norm: float) -> Tensor:
+    """Clip the global gradient norm of ``params`` (sharded DTensors and plain tensors mixed); returns it.
+
+    The norm is computed per kind of tensor and combined, so FSDP's sharded gradients and the
+    replicated ones of :func:`replicated_parameters` count once each.
+    """
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    groups: dict[bool, list[Tensor]] = {}
+    for grad in grads:
+        groups.setdefault(hasattr(grad, "full_tensor"), []).append(grad)
+    norms = [grad_norm_value(torch.nn.utils.get_total_norm(group)) for group in groups.values()]
+    total = torch.stack([n.float().cpu() for n in norms]).norm()
+    for group in groups.values():
+        torch.nn.utils.clip_grads_with_norm_(group, max_norm, total.to(group[0].device))
+    return total
 
 
 def wrap_ddp(module: nn.Module, ctx: DistContext, find_unused_parameters: bool = False) -> nn.Module:

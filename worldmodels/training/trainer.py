@@ -60,10 +60,13 @@ from worldmodels.training.config import DataConfig, TrainConfig
 from worldmodels.training.data import build_datasets, collate_clips, fixed_batch, make_loader
 from worldmodels.training.distributed import (
     DistContext,
+    all_reduce_gradients,
+    clip_gradients,
     full_state,
     grad_norm_value,
     gradient_sync,
     load_full_state,
+    replicated_parameters,
     resolve_strategy,
     setup_distributed,
     teardown_distributed,
@@ -234,6 +237,8 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, total_steps=cfg.steps, warmup=cfg.warmup,
                                          min_ratio=cfg.min_lr_ratio)
         self._params = [p for p in self._wrapped.parameters() if p.requires_grad]
+        replicated = {id(p) for p in replicated_parameters(self._wrapped)} if self.strategy == "fsdp" else set()
+        self._replicated = [p for p in self._params if id(p) in replicated]
 
         if checkpoint is not None:
             self._restore(checkpoint)
@@ -386,7 +391,11 @@ class Trainer:
         reduced = ctx.all_reduce_mean(torch.stack([sums[k] for k in keys]))
         out = {k: float(v) for k, v in zip(keys, reduced.tolist())}
         max_norm = self.config.grad_clip if self.config.grad_clip > 0 else float("inf")
-        norm = float(grad_norm_value(torch.nn.utils.clip_grad_norm_(self._params, max_norm)))
+        if self.strategy == "fsdp":
+            all_reduce_gradients(self._replicated, ctx)
+            norm = float(clip_gradients(self._params, max_norm))
+        else:
+            norm = float(grad_norm_value(torch.nn.utils.clip_grad_norm_(self._params, max_norm)))
         out["grad_norm"] = norm
         out["lr"] = float(self.optimizer.param_groups[0]["lr"])
         if math.isfinite(out["loss"]) and math.isfinite(norm):

@@ -22,6 +22,7 @@ from worldmodels.play import (
     arrow_bindings,
     describe_motion,
     estimate_action_effects,
+    find_eval_report,
     labels_from_eval_report,
     parse_actions,
     phase_correlation,
@@ -261,18 +262,25 @@ def test_phase_correlation_measures_a_scroll() -> None:
 def test_labels_from_eval_report_and_arrow_bindings(tmp_path) -> None:
     report = {
         "latent_actions": {
-            "nmi": 0.7,
-            "table": [[9, 1, 0], [0, 8, 2], [1, 0, 0], [0, 0, 0]],
-            "true_action_names": ["NOOP", "LEFT", "RIGHT"],
+            "ground_truth": {
+                "available": True,
+                "contingency_table": [[9, 1, 0], [0, 8, 2], [1, 0, 0], [0, 0, 0]],
+                "action_names": ["NOOP", "LEFT", "RIGHT"],
+            }
         }
     }
-    (tmp_path / "model").mkdir()
-    (tmp_path / "eval_report.json").write_text(json.dumps(report))  # beside the model directory
-    labels = labels_from_eval_report(tmp_path / "model", 4)
+    # the demo's layout: OUT/eval/report.json beside OUT/run/dynamics/final
+    (tmp_path / "run" / "dynamics" / "final").mkdir(parents=True)
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "report.json").write_text(json.dumps(report))
+    checkpoint = tmp_path / "run" / "dynamics" / "final"
+    assert find_eval_report(checkpoint) == tmp_path / "eval" / "report.json"
+    labels = labels_from_eval_report(checkpoint, 4)
+    assert labels == labels_from_eval_report(tmp_path / "eval" / "report.json", 4)
     assert labels == ["NOOP (90%)", "LEFT (80%)", "NOOP (100%)", "never used"]
-    assert labels_from_eval_report(tmp_path / "model", 8) is None  # a table for another model is ignored
+    assert labels_from_eval_report(checkpoint, 8) is None  # a table for another model is ignored
     model = worldmodels.build("toy-world")
-    legend = action_legend(model, checkpoint=tmp_path / "model")
+    legend = action_legend(model, checkpoint=checkpoint)
     assert [e.source for e in legend] == ["eval report"] * 4 and legend[1].label == "LEFT (80%)"
     bindings = arrow_bindings(legend, 4)
     assert bindings["left"] == 1 and sorted(bindings.values()) == [0, 1, 2, 3]

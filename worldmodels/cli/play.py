@@ -45,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=float, default=15.0, help="frame rate of written files (default 15)")
     parser.add_argument("--scale", type=int, default=None,
                         help="integer upscaling: of written files (default 1) or on screen (default 6)")
+    parser.add_argument("--eval-report", metavar="REPORT_JSON", default=None,
+                        help="name latent actions after the true actions in this `worldmodels eval` report "
+                             "(default: CHECKPOINT/eval/report.json or one in a parent folder, if any)")
     parser.add_argument("--legend-steps", type=int, default=4,
                         help="window: steps rolled per action to label what it does (default 4)")
     parser.add_argument("--device", default=None, help="torch device (default: cpu)")
@@ -105,7 +108,8 @@ def _run(args: argparse.Namespace) -> int:
     from worldmodels.play.window import PlayWindow
 
     checkpoint = args.source if Path(args.source).is_dir() else None
-    legend = action_legend(model, prompt, checkpoint=checkpoint, steps=max(1, args.legend_steps), seed=args.seed)
+    legend = action_legend(model, prompt, checkpoint=checkpoint, report=args.eval_report,
+                           steps=max(1, args.legend_steps), seed=args.seed)
     window = PlayWindow(
         env,
         legend=legend,

@@ -20,6 +20,7 @@ from worldmodels.play.legend import (
     arrow_bindings,
     describe_motion,
     estimate_action_effects,
+    find_eval_report,
     labels_from_eval_report,
     phase_correlation,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "arrow_bindings",
     "describe_motion",
     "estimate_action_effects",
+    "find_eval_report",
     "labels_from_eval_report",
     "output_format",
     "parse_actions",

@@ -4,8 +4,8 @@ Axis legend: ``A`` latent actions, ``K`` steps rolled per action, ``H W`` pixels
 
 Latent actions are learned without labels, so their meaning has to be found out. Two sources:
 
-* an evaluation report in the checkpoint directory with a latent-vs-true-action contingency
-  table (:func:`labels_from_eval_report`): each latent action is named after the true action it
+* the ``worldmodels eval`` report of the checkpoint, when its data had true actions: the
+  latent-vs-true-action contingency table (:func:`labels_from_eval_report`): each latent action is named after the true action it
   most often co-occurs with;
 * otherwise, a measurement (:func:`estimate_action_effects`): every latent action is rolled a few
   steps from the prompt and the motion of the frame content is measured
@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,13 +29,14 @@ from worldmodels.world_model import WorldModel
 
 __all__ = [
     "ARROWS",
-    "EVAL_REPORT_FILES",
+    "EVAL_REPORT_FILE",
     "ActionEffect",
     "MotionEstimate",
     "action_legend",
     "arrow_bindings",
     "describe_motion",
     "estimate_action_effects",
+    "find_eval_report",
     "labels_from_eval_report",
     "phase_correlation",
 ]
@@ -43,8 +44,8 @@ __all__ = [
 ARROWS: tuple[str, ...] = ("left", "right", "up", "down")
 """The arrow keys, in the order they are bound."""
 
-EVAL_REPORT_FILES: tuple[str, ...] = ("eval_report.json", "eval/report.json", "report.json", "eval.json")
-"""Where :func:`labels_from_eval_report` looks, in the checkpoint directory and then its parent."""
+EVAL_REPORT_FILE = "eval/report.json"
+"""Where ``worldmodels eval CHECKPOINT`` puts its report, relative to the checkpoint (see :func:`find_eval_report`)."""
 
 _DIRECTIONS = {  # unit vectors in image coordinates (y grows downwards)
     "left": (-1.0, 0.0),
@@ -264,90 +265,68 @@ def estimate_action_effects(
 
 
 # ---------------------------------------------------------------------------------------- eval reports
-def _find_table(node: Any, num_actions: int) -> dict[str, Any] | None:
-    """The first mapping holding a ``table`` of ``num_actions`` rows (depth-first, latent-action sections first)."""
-    if isinstance(node, Mapping):
-        table = node.get("table")
-        if isinstance(table, list) and len(table) == num_actions and all(isinstance(r, list) for r in table):
-            return dict(node)
-        keys = sorted(node, key=lambda k: 0 if "latent" in str(k).lower() else 1)
-        for key in keys:
-            found = _find_table(node[key], num_actions)
-            if found is not None:
-                return found
-    elif isinstance(node, list):
-        for item in node:
-            found = _find_table(item, num_actions)
-            if found is not None:
-                return found
-    return None
+def find_eval_report(checkpoint: str | os.PathLike[str], levels: int = 3) -> Path | None:
+    """The ``worldmodels eval`` report of a checkpoint: ``eval/report.json`` in it or in one of its parents.
 
-
-def _find_names(node: Any) -> list[str] | None:
-    if isinstance(node, Mapping):
-        for key in ("true_action_names", "action_names"):
-            names = node.get(key)
-            if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
-                return list(names)
-        for value in node.values():
-            found = _find_names(value)
-            if found is not None:
-                return found
-    elif isinstance(node, list):
-        for item in node:
-            found = _find_names(item)
-            if found is not None:
-                return found
-    return None
-
-
-def labels_from_eval_report(directory: str | os.PathLike[str], num_actions: int) -> list[str] | None:
-    """Name each latent action after the true action it most often co-occurs with.
-
-    Looks for one of :data:`EVAL_REPORT_FILES` in ``directory`` and then in its parent (a
-    training run keeps the model in ``RUN/model`` and reports beside it). The report is JSON
-    holding, anywhere inside (sections whose key mentions "latent" are searched first), a
-    mapping with a ``table``: the ``A x K`` latent-vs-true contingency table of
-    :func:`worldmodels.eval.latent_action_metrics` (``to_dict()``), and the true action names
-    under ``true_action_names`` or ``action_names`` (in that mapping or anywhere in the report;
-    without them the labels read "true action k").
+    ``worldmodels eval CHECKPOINT`` writes ``CHECKPOINT/eval/report.json``; the demo writes
+    ``OUT/eval/report.json`` beside ``OUT/run/dynamics/final``. Both are found from the checkpoint.
 
     Args:
-        directory: the checkpoint directory.
-        num_actions: ``A``; a table with another number of rows is ignored.
+        checkpoint: the checkpoint directory.
+        levels: how many parent directories to look in.
 
     Returns:
-        ``A`` labels such as ``"RIGHT (87%)"``, or ``None`` when no usable report exists.
+        The report path, or ``None``.
+    """
+    base = Path(checkpoint)
+    for directory in [base, *base.parents[:levels]]:
+        for candidate in (directory / EVAL_REPORT_FILE, directory / "report.json"):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def labels_from_eval_report(report: str | os.PathLike[str], num_actions: int) -> list[str] | None:
+    """Name each latent action after the true action it most often co-occurs with.
+
+    Reads the latent-vs-true contingency table that :func:`worldmodels.eval.report.evaluate`
+    writes to ``report.json`` (``latent_actions.ground_truth.contingency_table`` with
+    ``action_names``).
+
+    Args:
+        report: a ``report.json`` file, or a checkpoint directory (see :func:`find_eval_report`).
+        num_actions: ``A``; a table with another number of rows (another model) is ignored.
+
+    Returns:
+        ``A`` labels such as ``"RIGHT (87%)"``, or ``None`` when there is no report, the data had no
+        true actions, or the table belongs to another model.
 
     Shapes:
         the table is ``A K``.
     """
-    directory = Path(directory)
-    for base in (directory, directory.parent):
-        for name in EVAL_REPORT_FILES:
-            path = base / name
-            if not path.is_file():
-                continue
-            try:
-                report = json.loads(path.read_text())
-            except (OSError, ValueError):
-                continue
-            section = _find_table(report, num_actions)
-            if section is None:
-                continue
-            names = _find_names(section) or _find_names(report)
-            labels = []
-            for row in section["table"]:
-                counts = [float(c) for c in row]
-                total = sum(counts)
-                if total <= 0:
-                    labels.append("never used")
-                    continue
-                best = int(np.argmax(counts))
-                name = names[best] if names and best < len(names) else f"true action {best}"
-                labels.append(f"{name} ({100 * counts[best] / total:.0f}%)")
-            return labels
-    return None
+    path: Path | None = Path(report)
+    if path is not None and path.is_dir():
+        path = find_eval_report(path)
+    if path is None or not path.is_file():
+        return None
+    try:
+        truth = json.loads(path.read_text())["latent_actions"]["ground_truth"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    table, names = truth.get("contingency_table"), truth.get("action_names") or []
+    if not truth.get("available") or not isinstance(table, list) or len(table) != num_actions:
+        return None
+    labels = []
+    for row in table:
+        counts = [float(c) for c in row]
+        total = sum(counts)
+        if total <= 0:
+            labels.append("never used")
+            continue
+        best = int(np.argmax(counts))
+        name = names[best] if best < len(names) else f"true action {best}"
+        labels.append(f"{name} ({100 * counts[best] / total:.0f}%)")
+    return labels
 
 
 # ---------------------------------------------------------------------------------------- together
@@ -356,15 +335,17 @@ def action_legend(
     prompt: torch.Tensor | None = None,
     *,
     checkpoint: str | os.PathLike[str] | None = None,
+    report: str | os.PathLike[str] | None = None,
     steps: int = 4,
     seed: int = 0,
 ) -> list[ActionEffect]:
-    """The legend of the play window: from the checkpoint's eval report when it has one, else measured.
+    """The legend of the play window: from an eval report when there is one, else measured.
 
     Args:
         model: the world model.
         prompt: ``T C H W`` frames of the model's size (for the measurement).
-        checkpoint: the checkpoint directory (searched for an eval report).
+        checkpoint: the checkpoint directory (searched for an eval report, see :func:`find_eval_report`).
+        report: an eval ``report.json`` to use instead of searching.
         steps: steps rolled per action when measuring.
         seed: sampler seed when measuring.
 
@@ -374,8 +355,9 @@ def action_legend(
     Shapes:
         ``prompt``: ``T C H W``.
     """
-    if checkpoint is not None and Path(checkpoint).is_dir():
-        labels = labels_from_eval_report(checkpoint, model.num_actions)
+    source = report if report is not None else checkpoint
+    if source is not None:
+        labels = labels_from_eval_report(source, model.num_actions)
         if labels is not None:
             return [ActionEffect(a, label, "eval report") for a, label in enumerate(labels)]
     return estimate_action_effects(model, prompt, steps=steps, seed=seed)

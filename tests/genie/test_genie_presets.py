@@ -100,3 +100,11 @@ def test_tiny_world_model_end_to_end_api() -> None:
     assert video.shape == (1, 5, 3, 64, 64)
     with pytest.raises(ValueError, match="num_frames"):
         model.generate(frames[:, 0])
+
+
+def test_misspelt_preset_suggests_the_right_name_and_names_the_plugin() -> None:
+    with pytest.raises(worldmodels.UnknownComponentError) as info:
+        worldmodels.build("genie-smal")
+    message = str(info.value)
+    assert "Did you mean 'genie-small'" in message
+    assert "genie (worldmodels-genie" in message  # the loaded plug-in and its distribution

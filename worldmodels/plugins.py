@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -60,13 +61,26 @@ class _EntryPoint:
     load: Callable[[], object]
 
 
+def canonical_distribution_name(name: str) -> str:
+    """The PEP 503 form of a distribution name (``worldmodels_genie`` -> ``worldmodels-genie``).
+
+    Installers record names differently (a wheel's metadata may say ``worldmodels_genie``), so
+    messages use this one spelling, the one users type after ``pip install``.
+    """
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def iter_entry_points() -> list[_EntryPoint]:
     """All entry points of :data:`ENTRY_POINT_GROUP` on ``sys.path`` (the one use of ``entrypoints``)."""
     import entrypoints
 
     found = []
     for ep in entrypoints.get_group_all(ENTRY_POINT_GROUP):
-        distro = f"{ep.distro.name} {ep.distro.version}" if ep.distro is not None else "unknown distribution"
+        distro = (
+            f"{canonical_distribution_name(ep.distro.name)} {ep.distro.version}"
+            if ep.distro is not None
+            else "unknown distribution"
+        )
         target = f"{ep.module_name}:{ep.object_name}" if ep.object_name else ep.module_name
         found.append(_EntryPoint(ep.name, target, distro, ep.load))
     return found

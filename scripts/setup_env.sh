@@ -27,7 +27,7 @@ if [ ! -f "$venv/.complete" ]; then
   log "building the pinned environment in $venv (first run only)"
   rm -rf "$venv"  # a half-built environment from an interrupted run
   "$python_bin" -m venv "$venv"
-  "$venv/bin/python" -m pip install --quiet --upgrade "pip>=24" setuptools wheel
+  "$venv/bin/python" -m pip install --quiet --upgrade -c "$repo/constraints/ci.txt" pip setuptools wheel
   # torch first, exactly pinned, so nothing resolves a different (multi-GB) build.
   "$venv/bin/python" -m pip install --quiet -c "$repo/constraints/ci.txt" torch torchvision
   "$venv/bin/python" -m pip install --quiet -c "$repo/constraints/ci.txt" -r "$repo/constraints/requirements.txt"

@@ -363,8 +363,9 @@ def test_genie_tiny_evaluates_end_to_end(tmp_path: Path) -> None:
     if "genie-tiny" not in registry.list_components("model"):
         pytest.skip("the Genie plug-in (genie-tiny) is not installed")
     torch.manual_seed(0)
-    worldmodels.build("genie-tiny").save_pretrained(tmp_path / "model")
-    clips = moving_sprites(2, num_frames=16, image_size=64, seed=0)
+    model = worldmodels.build("genie-tiny")
+    model.save_pretrained(tmp_path / "model")
+    clips = moving_sprites(2, num_frames=model.num_frames, image_size=64, seed=0)
     items = [{"video": v, "actions": a} for v, a in zip(clips.video, clips.actions)]
     report = evaluate(tmp_path / "model", items, horizon=4, batch_size=2, out_dir=tmp_path / "out",
                       model_overrides={"sampler": {"steps": 2}}, figure_clips=1, latent_steps=2)

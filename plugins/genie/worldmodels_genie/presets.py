@@ -36,7 +36,7 @@ def _genie_config(model_args: dict[str, Any], overrides: dict[str, Any]) -> dict
 
 @register("model", "genie-tiny")
 def genie_tiny(**kwargs: Any) -> dict[str, Any]:
-    """CPU Genie: 64x64 frames, 8x8 tokens, 8-frame clips, ~6M parameters; trains in minutes on 2 cores.
+    """CPU Genie: 64x64 frames, 8x8 tokens, 8-frame clips, ~4.5M parameters; trains in minutes on 2 cores.
 
     Measured on CoinRun on a 2-core CPU (``worldmodels demo``): the latent action model is narrow
     (patch 16, width 64, 2 ST blocks each side), as fast to train as it is informative at this

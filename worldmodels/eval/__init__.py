@@ -10,8 +10,12 @@
   skipped result, with the reason, when no weights are configured.
 
 Every function takes tensors and returns tensors, floats or small dataclasses with a
-``to_dict()`` for reports.
+``to_dict()`` for reports. :func:`~worldmodels.eval.report.evaluate` (all of them on a checkpoint
+and a held-out data set, with ``report.json``, ``report.md`` and pictures) is importable from here
+too; it is loaded on first use, since it pulls in the data and plotting code.
 """
+
+from typing import Any
 
 from worldmodels.eval.codebook import (
     CodebookStats,
@@ -77,4 +81,17 @@ __all__ = [
     "probe_accuracy",
     "psnr",
     "ssim",
+    "evaluate",
+    "EvalReport",
 ]
+
+_LAZY = {"evaluate": "worldmodels.eval.report", "EvalReport": "worldmodels.eval.report"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+

@@ -277,6 +277,19 @@ def test_page_slow_code_blocks_run(page: str, tmp_path: Path) -> None:
     run_page_in_subprocess(page, tmp_path, slow=True)
 
 
+def test_readme_quick_start_runs(tmp_path: Path) -> None:
+    """The README's Python quick start, as a user would paste it, in a fresh interpreter."""
+    readme = (REPO / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    assert blocks, "README.md has no ```python block"
+    script = tmp_path / "quick_start.py"
+    script.write_text("\n".join(blocks))
+    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, f"README.md's quick start failed:\n{result.stdout}\n{result.stderr}"
+    assert (tmp_path / "my-world" / "model.safetensors").is_file()
+
+
 def _pip(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True, timeout=300,
                           env=_env(), cwd=cwd)

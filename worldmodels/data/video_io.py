@@ -26,6 +26,7 @@ __all__ = [
     "VideoReadError",
     "probe_video",
     "read_video",
+    "rgb_uint8_frames",
     "write_gif",
     "write_video",
 ]
@@ -224,7 +225,22 @@ def _decode_from_start(container, stream, start: int, step: int, max_frames: int
     return out
 
 
-def _check_frames(frames: np.ndarray, what: str) -> np.ndarray:
+def rgb_uint8_frames(frames: np.ndarray, what: str = "frames") -> np.ndarray:
+    """Check frames to be written and return them as contiguous ``T H W 3`` uint8.
+
+    Grayscale (``T H W`` or one channel) is repeated to RGB and an alpha channel is dropped.
+
+    Args:
+        frames: ``T H W C`` uint8 with ``C`` 1, 3 or 4, or ``T H W`` grayscale.
+        what: the caller's name, for the error message.
+
+    Raises:
+        ValueError: for another shape, no frames, or a dtype other than uint8 (the message says how
+            to convert a float video).
+
+    Shapes:
+        ``T H W C`` or ``T H W`` -> ``T H W 3``.
+    """
     frames = np.asarray(frames)
     if frames.ndim == 3:  # T H W grayscale
         frames = np.repeat(frames[..., None], 3, axis=-1)
@@ -272,7 +288,7 @@ def write_video(
     """
     import av
 
-    frames = _check_frames(frames, "write_video")
+    frames = rgb_uint8_frames(frames, "write_video")
     if fps <= 0:
         raise ValueError(f"write_video needs fps > 0, got {fps}.")
     pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
@@ -314,7 +330,7 @@ def write_gif(path: str | os.PathLike[str], frames: np.ndarray, fps: float = 15.
     """
     from PIL import Image
 
-    frames = _check_frames(frames, "write_gif")
+    frames = rgb_uint8_frames(frames, "write_gif")
     if fps <= 0:
         raise ValueError(f"write_gif needs fps > 0, got {fps}.")
     from worldmodels.data.shards import atomic_output

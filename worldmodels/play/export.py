@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from worldmodels.data.video_io import write_gif, write_video
+from worldmodels.data.video_io import rgb_uint8_frames, write_gif, write_video
 
 __all__ = [
     "GIF_SUFFIXES",
@@ -73,19 +73,7 @@ def to_uint8_frames(video: VideoLike) -> np.ndarray:
         if tensor.shape[1] == 1:
             tensor = tensor.expand(-1, 3, -1, -1)
         return np.ascontiguousarray(tensor.permute(0, 2, 3, 1).cpu().numpy())
-    array = np.asarray(video)
-    if array.ndim == 3:  # T H W grey
-        array = array[..., None]
-    if array.ndim != 4 or array.shape[-1] not in (1, 3, 4):
-        raise ValueError(f"Frames must be T H W C (uint8, C in 1, 3, 4), got shape {array.shape}.")
-    if array.dtype != np.uint8:
-        raise ValueError(
-            f"Frame arrays must be uint8, got {array.dtype}; convert floats with "
-            "(frames * 255).round().astype(np.uint8)."
-        )
-    if array.shape[-1] == 1:
-        array = np.repeat(array, 3, axis=-1)
-    return np.ascontiguousarray(array[..., :3])
+    return rgb_uint8_frames(video, "to_uint8_frames")
 
 
 def video_grid(video: Tensor, nrow: int | None = None, padding: int = 2, pad_value: float = 0.0) -> np.ndarray:

@@ -19,7 +19,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -185,18 +185,35 @@ def unflatten_state(tensors: Mapping[str, Tensor], skeleton: Any) -> Any:
     return skeleton
 
 
+def state_dict_mismatch(
+    expected: Mapping[str, Tensor], weights: Mapping[str, Tensor], optional: Iterable[str] = ()
+) -> tuple[list[str], list[str], list[str]]:
+    """How ``weights`` differ from the ``expected`` state dict, key by key.
+
+    Args:
+        expected: the state dict of the model to load into.
+        weights: the state dict read from a file.
+        optional: expected keys whose absence is not a problem.
+
+    Returns:
+        ``(missing, unexpected, mis_shaped)``: expected keys absent from ``weights`` (less
+        ``optional``), keys of ``weights`` the model lacks, and keys present in both with other
+        shapes; each in its state dict's order.
+    """
+    skip = set(optional)
+    missing = [k for k in expected if k not in weights and k not in skip]
+    unexpected = [k for k in weights if k not in expected]
+    mis_shaped = [k for k, v in expected.items() if k in weights and tuple(weights[k].shape) != tuple(v.shape)]
+    return missing, unexpected, mis_shaped
+
+
 def check_state_dict(
     model: torch.nn.Module, weights: Mapping[str, Tensor], source: str, model_name: str | None = None
 ) -> None:
     """Raise a :class:`CheckpointError` naming the mismatch if ``weights`` do not fit ``model``."""
     expected = model.state_dict()
-    missing = [k for k in expected if k not in weights]
-    unexpected = [k for k in weights if k not in expected]
-    shapes = [
-        f"{k}: checkpoint {tuple(weights[k].shape)} vs model {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in weights and tuple(weights[k].shape) != tuple(v.shape)
-    ]
+    missing, unexpected, mis_shaped = state_dict_mismatch(expected, weights)
+    shapes = [f"{k}: checkpoint {tuple(weights[k].shape)} vs model {tuple(expected[k].shape)}" for k in mis_shaped]
     if missing or unexpected or shapes:
         parts = []
         if missing:

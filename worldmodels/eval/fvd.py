@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from worldmodels.checkpoint import state_dict_mismatch
 from worldmodels.interfaces import check_video
 
 Triple = tuple[int, int, int]
@@ -290,14 +291,9 @@ def load_i3d(
         state = {key[len("module.") :]: value for key, value in state.items()}
     model = I3D(num_classes=num_classes)
     expected = model.state_dict()
-    optional = {key for key in expected if key.endswith("num_batches_tracked")}
-    missing = sorted(key for key in expected if key not in state and key not in optional)
-    unexpected = sorted(key for key in state if key not in expected)
-    mis_shaped = sorted(
-        f"{key} {tuple(state[key].shape)} (expected {tuple(expected[key].shape)})"
-        for key in expected
-        if key in state and state[key].shape != expected[key].shape
-    )
+    optional = [key for key in expected if key.endswith("num_batches_tracked")]
+    missing, unexpected, mis_shaped = (sorted(keys) for keys in state_dict_mismatch(expected, state, optional))
+    mis_shaped = [f"{key} {tuple(state[key].shape)} (expected {tuple(expected[key].shape)})" for key in mis_shaped]
     if missing or unexpected or mis_shaped:
         problems = []
         if missing:

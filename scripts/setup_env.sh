@@ -34,9 +34,16 @@ if [ ! -f "$venv/.complete" ]; then
   touch "$venv/.complete"
 fi
 
-# Our packages: editable, no dependency resolution (all pinned above).
-"$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation \
-  -e "$repo" -e "$repo/plugins/genie" -e "$repo/examples/plugin_template" >/dev/null
+# Our packages: editable, no dependency resolution (all pinned above). setuptools prints banner
+# walls about editable installs on every run; keep its output and show it only if pip fails.
+install_log=$(mktemp)
+if ! "$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation \
+  -e "$repo" -e "$repo/plugins/genie" -e "$repo/examples/plugin_template" >"$install_log" 2>&1; then
+  cat "$install_log" >&2
+  rm -f "$install_log"
+  exit 1
+fi
+rm -f "$install_log"
 
 if [ "${1:-}" = "--print-path" ]; then
   echo "$venv"

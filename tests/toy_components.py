@@ -83,13 +83,13 @@ class ToyLAM(ActionModel):
         pairs = torch.cat([video[:, :-1], video[:, 1:]], dim=2)
         return self.enc(rearrange(pairs, "b t c h w -> b t (c h w)"))
 
-    def infer(self, video: Tensor) -> Tensor:
+    def infer(self, video: Tensor, actions: Tensor | None = None) -> Tensor:
         return self._logits(video).argmax(-1)
 
     def embed(self, actions: Tensor) -> Tensor:
         return self.codebook(actions)
 
-    def loss(self, video: Tensor) -> LossOutput:
+    def loss(self, video: Tensor, actions: Tensor | None = None) -> LossOutput:
         soft = self._logits(video).softmax(-1) @ self.codebook.weight
         past = rearrange(video[:, :-1], "b t c h w -> b t (c h w)")
         pred = torch.sigmoid(self.dec(torch.cat([past, soft], dim=-1)))

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -74,6 +74,29 @@ def check_actions(actions: Tensor, num_actions: int, name: str = "actions") -> N
             f"{name} holds indices in [{int(actions.min())}, {int(actions.max())}] but this model has "
             f"{num_actions} latent actions: use indices 0..{num_actions - 1}."
         )
+
+
+@runtime_checkable
+class DeferredStateUpdates(Protocol):
+    """A module whose training forward changes its own state (a VQ codebook's usage, EMA codes, resets).
+
+    The trainer sets ``defer_state_updates = True`` on every such module of the model, then calls
+    :meth:`commit_state_updates` after each optimizer step it takes and
+    :meth:`discard_state_updates` after each step it skips, so that micro-batches of one step are
+    counted once and a skipped step leaves the model untouched.
+    :class:`~worldmodels.layers.VectorQuantizer` implements it; a plug-in's own stateful module
+    only needs these three members to be handled the same way.
+    """
+
+    defer_state_updates: bool
+
+    def commit_state_updates(self) -> dict[str, Tensor]:
+        """Apply the recorded updates; return ``{parameter name: rows bool}`` whose optimizer moments must be cleared."""
+        ...
+
+    def discard_state_updates(self) -> None:
+        """Forget the recorded updates."""
+        ...
 
 
 class Component(nn.Module):
@@ -138,42 +161,50 @@ class Tokenizer(Component, abc.ABC):
 
 
 class ActionModel(Component, abc.ABC):
-    """Infers one discrete latent action per transition of a video.
+    """Gives one discrete action per transition of a video, and the vectors the dynamics are conditioned on.
 
-    Shapes: ``infer``: ``B T C H W`` -> ``B T-1`` int64; ``embed``: ``B T-1`` -> ``B T-1 D``.
+    Actions are either *latent* (inferred from the frames, Genie's latent action model) or
+    *recorded* (read from the data set; :attr:`uses_recorded_actions`). Every method takes the
+    recorded actions of the clip when the data has them (``actions``, ``-1`` where unknown);
+    latent action models ignore them.
+
+    Shapes: ``infer``: ``B T C H W`` (and ``actions`` ``B T-1``) -> ``B T-1`` int64;
+    ``embed``: ``B T-1`` -> ``B T-1 D``.
     """
 
     kind: ClassVar[str] = "action_model"
     num_actions: int
-    """Size of the latent action vocabulary ``A``."""
+    """Size of the action vocabulary ``A``."""
     action_dim: int
     """Width ``D`` of the action embeddings returned by :meth:`embed`."""
+    uses_recorded_actions: ClassVar[bool] = False
+    """True when the actions come from the data set (``infer`` needs ``actions``), not from the frames."""
 
     @abc.abstractmethod
-    def infer(self, video: Tensor) -> Tensor:
-        """infer(video: B T C H W) -> actions: B T-1 int64 in [0, num_actions)."""
-        raise NotImplementedError("infer(video: B T C H W) -> actions: B T-1 int64")
+    def infer(self, video: Tensor, actions: Tensor | None = None) -> Tensor:
+        """infer(video: B T C H W, actions: B T-1 | None) -> actions: B T-1 int64 in [0, num_actions)."""
+        raise NotImplementedError("infer(video: B T C H W, actions: B T-1 | None = None) -> actions: B T-1 int64")
 
     @abc.abstractmethod
     def embed(self, actions: Tensor) -> Tensor:
-        """embed(actions: B T-1 int64) -> embeddings: B T-1 D (the action codebook vectors)."""
+        """embed(actions: B T-1 int64) -> embeddings: B T-1 D (e.g. the action codebook vectors)."""
         raise NotImplementedError("embed(actions: B T-1 int64) -> B T-1 D")
 
     @abc.abstractmethod
-    def loss(self, video: Tensor) -> LossOutput:
-        """loss(video: B T C H W) -> (loss, metrics)."""
-        raise NotImplementedError("loss(video: B T C H W) -> (loss, metrics)")
+    def loss(self, video: Tensor, actions: Tensor | None = None) -> LossOutput:
+        """loss(video: B T C H W, actions: B T-1 | None) -> (loss, metrics)."""
+        raise NotImplementedError("loss(video: B T C H W, actions: B T-1 | None = None) -> (loss, metrics)")
 
-    def loss_and_actions(self, video: Tensor) -> tuple[Tensor, Metrics, Tensor]:
-        """Loss, metrics and the inferred actions ``B T-1`` in one pass.
+    def loss_and_actions(self, video: Tensor, actions: Tensor | None = None) -> tuple[Tensor, Metrics, Tensor]:
+        """Loss, metrics and the actions ``B T-1`` in one pass.
 
         The default calls :meth:`loss` then :meth:`infer`; models override it to share the
         encoder pass when the action model is co-trained with the dynamics.
         """
-        loss, metrics = self.loss(video)
+        loss, metrics = self.loss(video, actions)
         with torch.no_grad():
-            actions = self.infer(video)
-        return loss, metrics, actions
+            inferred = self.infer(video, actions)
+        return loss, metrics, inferred
 
 
 class DynamicsCache:

@@ -28,7 +28,7 @@ from worldmodels import plugins
 KINDS: tuple[str, ...] = ("tokenizer", "action_model", "dynamics", "sampler", "model")
 """Every registry kind: the four component kinds plus whole-model presets."""
 
-_BUILTIN_MODULES = ("worldmodels.tokenizers",)
+_BUILTIN_MODULES = ("worldmodels.tokenizers", "worldmodels.action_models")
 
 T = TypeVar("T")
 

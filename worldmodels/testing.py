@@ -93,6 +93,16 @@ class ComponentConformance:
         h, w = world.image_size
         return torch.rand(self.batch_size, t, world.in_channels, h, w, generator=g)
 
+    def recorded_actions(self, world, video: Tensor) -> Tensor | None:  # noqa: ANN001
+        """Seeded "recorded" actions ``B T-1`` for an action model that reads them, else ``None``."""
+        if not getattr(world.action_model, "uses_recorded_actions", False):
+            return None
+        g = torch.Generator().manual_seed(self.seed + 2)
+        return torch.randint(0, world.action_model.num_actions, video.shape[:2], generator=g)[:, :-1]
+
+    def _infer(self, world, video: Tensor) -> Tensor:  # noqa: ANN001
+        return world.action_model.infer(video, self.recorded_actions(world, video))
+
     def _outputs(self, world, video: Tensor) -> dict[str, Tensor]:  # noqa: ANN001
         """Deterministic outputs of the component on ``video`` (used by round-trip checks)."""
         with torch.no_grad():
@@ -100,9 +110,9 @@ class ComponentConformance:
             if self.kind == "tokenizer":
                 return {"tokens": tokens, "decoded": world.tokenizer.decode(tokens)}
             if self.kind == "action_model":
-                actions = world.action_model.infer(video)
+                actions = self._infer(world, video)
                 return {"actions": actions, "embeddings": world.action_model.embed(actions)}
-            actions = world.action_model.infer(video)
+            actions = self._infer(world, video)
             emb = world.action_model.embed(actions)
             if self.kind == "dynamics":
                 return {"logits": world.dynamics(tokens, emb)}
@@ -159,15 +169,20 @@ class ComponentConformance:
         if self.kind == "tokenizer":
             loss, metrics = world.tokenizer_loss(video)
         elif self.kind == "action_model":
-            loss, metrics = world.action_model_loss(video)
+            loss, metrics = world.action_model_loss(video, self.recorded_actions(world, video))
         else:
-            loss, metrics = world.dynamics_loss(video, train_action_model=False)
+            loss, metrics = world.dynamics_loss(
+                video, train_action_model=False, actions=self.recorded_actions(world, video)
+            )
         assert loss.ndim == 0 and torch.isfinite(loss), f"loss must be a finite 0-d tensor, got {loss}"
         for key, value in metrics.items():
             assert isinstance(value, Tensor) and value.ndim == 0, f"metric {key} must be a 0-d tensor"
             assert not value.requires_grad, f"metric {key} must be detached"
+        trainable = [p for p in self.component(world).parameters() if p.requires_grad]
+        if not trainable:  # nothing to learn (e.g. recorded actions): the loss need not carry a gradient
+            return
         loss.backward()
-        grads = [p.grad for p in self.component(world).parameters() if p.requires_grad]
+        grads = [p.grad for p in trainable]
         assert any(g is not None and g.abs().sum() > 0 for g in grads), "the loss gives no gradient to the component"
 
     # ------------------------------------------------------------------ kind-specific checks
@@ -222,7 +237,7 @@ class ComponentConformance:
         elif self.kind == "dynamics":
             with torch.no_grad():
                 tokens = world.tokenizer.encode(video)
-                emb = world.action_model.embed(world.action_model.infer(video))
+                emb = world.action_model.embed(self._infer(world, video))
                 other = tokens.clone()
                 other[:, -1] = (other[:, -1] + 1) % world.dynamics.vocab_size
                 la, lb = world.dynamics(tokens, emb), world.dynamics(other, emb)
@@ -237,7 +252,7 @@ class ComponentConformance:
         dyn = world.dynamics
         with torch.no_grad():
             tokens = world.tokenizer.encode(video)
-            emb = world.action_model.embed(world.action_model.infer(video))
+            emb = world.action_model.embed(self._infer(world, video))
             draft = tokens[:, -1].clone()
             draft[:, ::2] = dyn.mask_token_id
             full = dyn(torch.cat([tokens[:, :-1], draft[:, None]], dim=1), emb)[:, -1]

@@ -176,12 +176,14 @@ class WorldModel(nn.Module):
         self._check_frames(video)
         return self.tokenizer.loss(video)
 
-    def action_model_loss(self, video: Tensor) -> LossOutput:
-        """Latent action model loss alone on ``B T C H W``."""
+    def action_model_loss(self, video: Tensor, actions: Tensor | None = None) -> LossOutput:
+        """Action model loss alone on ``B T C H W`` (``actions``: the recorded ``B T-1``, where known)."""
         self._check_frames(video, min_frames=2)
-        return self.action_model.loss(video)
+        return self.action_model.loss(video, actions)
 
-    def dynamics_loss(self, video: Tensor, train_action_model: bool = True) -> LossOutput:
+    def dynamics_loss(
+        self, video: Tensor, train_action_model: bool = True, actions: Tensor | None = None
+    ) -> LossOutput:
         """Co-training loss of the paper's second stage on ``B T C H W``.
 
         The LAM's reconstruction + VQ loss plus the dynamics' masked cross-entropy. Tokens come
@@ -189,19 +191,22 @@ class WorldModel(nn.Module):
 
         Args:
             video: the clip.
-            train_action_model: include the LAM loss (``False`` trains the dynamics alone on
-                the actions of a frozen LAM).
+            train_action_model: include the action model's loss (``False`` trains the dynamics
+                alone on the actions of a frozen action model).
+            actions: the recorded actions ``B T-1`` (``-1`` unknown) where the data has them; an
+                action model with :attr:`~worldmodels.ActionModel.uses_recorded_actions` needs them.
         """
         self._check_frames(video, min_frames=2)
         with torch.no_grad():
             tokens = self.tokenizer.encode(video)
         metrics: Metrics = {}
+        recorded = actions
         if train_action_model:
-            lam_loss, lam_metrics, actions = self.action_model.loss_and_actions(video)
+            lam_loss, lam_metrics, actions = self.action_model.loss_and_actions(video, recorded)
             metrics.update({f"lam/{k}": v for k, v in lam_metrics.items()})
         else:
             with torch.no_grad():
-                actions = self.action_model.infer(video)
+                actions = self.action_model.infer(video, recorded)
             lam_loss = None
         embeddings = self.action_model.embed(actions).detach()
         dyn_loss, dyn_metrics = self.dynamics.loss(tokens, embeddings)
@@ -220,10 +225,14 @@ class WorldModel(nn.Module):
         """Tokens ``B T h w`` -> frames ``B T C H W``."""
         return self.tokenizer.decode(tokens)
 
-    def infer_actions(self, video: Tensor) -> Tensor:
-        """The latent action of every transition: ``B T C H W`` -> ``B T-1`` int64."""
+    def infer_actions(self, video: Tensor, actions: Tensor | None = None) -> Tensor:
+        """The action of every transition: ``B T C H W`` -> ``B T-1`` int64.
+
+        Latent action models infer it from the frames; a recorded-action model returns the
+        recorded ``actions`` (``B T-1``), which it then needs.
+        """
         self._check_frames(video, min_frames=2)
-        return self.action_model.infer(video)
+        return self.action_model.infer(video, actions)
 
     def _context_window(self) -> int:
         return max(1, self.num_frames - 1)
@@ -307,6 +316,7 @@ class WorldModel(nn.Module):
         use_cache: bool = True,
         *,
         num_frames: int | None = None,
+        prompt_actions: Tensor | None = None,
     ) -> Tensor:
         """Roll the world forward from a prompt under a sequence of latent actions.
 
@@ -320,6 +330,8 @@ class WorldModel(nn.Module):
             num_frames: total length ``T0 + N`` of the returned video (the familiar
                 ``model.generate(prompt_frame, num_frames=16)``); must agree with ``actions``
                 when both are given.
+            prompt_actions: ``B T0-1``, the recorded actions between the prompt frames (passed to
+                :meth:`infer_actions`; a recorded-action model needs them for a multi-frame prompt).
 
         Returns:
             Video ``B (T0 + N) C H W``: the prompt frames followed by ``N`` generated frames.
@@ -345,7 +357,11 @@ class WorldModel(nn.Module):
         actions = actions.to(video.device).long()
         video_ctx = video[:, -self.num_frames :]
         tokens = self.tokenizer.encode(video_ctx)
-        all_actions = self.infer_actions(video_ctx) if video_ctx.shape[1] > 1 else actions.new_zeros((b, 0))
+        if prompt_actions is not None:
+            prompt_actions = prompt_actions[:, -(video_ctx.shape[1] - 1) :] if video_ctx.shape[1] > 1 else None
+        all_actions = (
+            self.infer_actions(video_ctx, prompt_actions) if video_ctx.shape[1] > 1 else actions.new_zeros((b, 0))
+        )
         for n in range(actions.shape[1]):
             all_actions = torch.cat([all_actions, actions[:, n : n + 1]], dim=1)
             context = min(tokens.shape[1], self._context_window())

@@ -104,3 +104,70 @@ def test_helpful_errors(make_lam) -> None:
         lam.embed(torch.zeros(1, 2))
     with pytest.raises(ValueError, match="num_frames >= 2"):
         type(lam)(num_frames=1)
+
+
+# ---------------------------------------------------------------------------------------- train mode too
+LAM_VARIANTS = {
+    "vq-layer": {},
+    "vq-none-variance": {"latent_norm": "none", "latent_variance_weight": 1.0},
+    "fsq": {"quantizer": "fsq", "levels": [2, 2], "latent_norm": "none"},
+}
+
+
+@pytest.mark.parametrize("variant", sorted(LAM_VARIANTS))
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_no_information_flows_from_later_frames_or_other_clips(make_lam, mode: str, variant: str) -> None:
+    """In training mode as in eval mode: latent t sees x_1..x_t+1 of its own clip only, and the
+    decoder's prediction of x_t+1 sees x_1..x_t plus latent t (hence x_t+1 only through the action)."""
+    torch.manual_seed(0)
+    lam = make_lam(**LAM_VARIANTS[variant]).train(mode == "train")
+    video = torch.rand(3, 4, 3, 32, 32, requires_grad=True)
+    latents = lam.encode_latents(video)
+    q = lam.quantizer(latents)
+    prediction = lam.predict_next(video[:, :-1], q.quantized + (latents - latents.detach()))  # grads via latents
+    for t in range(3):
+        (grad_latent,) = torch.autograd.grad(latents[0, t].sum(), video, retain_graph=True)
+        assert grad_latent[0, t + 1].abs().sum() > 0, f"latent {t} ignores x_{t + 1}"
+        assert grad_latent[0, t + 2 :].abs().sum() == 0, f"latent {t} saw frames after x_{t + 1}"
+        assert grad_latent[1:].abs().sum() == 0, f"latent {t} of clip 0 saw other clips of the batch"
+        (grad_pred,) = torch.autograd.grad(prediction[0, t].sum(), video, retain_graph=True)
+        assert grad_pred[0, t + 2 :].abs().sum() == 0, f"the prediction of x_{t + 1} saw later frames"
+        assert grad_pred[1:].abs().sum() == 0, f"the prediction of x_{t + 1} of clip 0 saw other clips"
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_indices_of_earlier_transitions_ignore_later_frames_and_other_clips(make_lam, mode: str) -> None:
+    torch.manual_seed(0)
+    lam = make_lam().train(mode == "train")
+    video = torch.rand(8, 4, 3, 32, 32)
+    changed = video.clone()
+    changed[:, 3] = torch.rand_like(changed[:, 3])  # the last frame of every clip
+    changed[4:] = torch.rand_like(changed[4:])  # and the whole of the other half of the batch
+    with torch.no_grad():
+        before = lam.quantize(video).indices
+        after = lam.quantize(changed).indices
+    assert torch.equal(before[:4, :2], after[:4, :2])
+
+
+def test_fsq_latent_actions_are_fixed_corners(make_lam) -> None:
+    lam = make_lam(quantizer="fsq", levels=[2, 2, 2], latent_norm="none").eval()
+    assert lam.num_actions == 8 and lam.action_dim == 3
+    emb = lam.embed(torch.arange(8)[None])
+    assert set(emb.unique().tolist()) == {-1.0, 1.0} and len({tuple(v) for v in emb[0].tolist()}) == 8
+    loss, metrics = lam.loss(torch.rand(2, 4, 3, 32, 32))
+    assert torch.isfinite(loss) and metrics["vq_loss"] == 0
+
+
+def test_variance_term_enters_the_loss_not_the_latents(make_lam) -> None:
+    torch.manual_seed(0)
+    plain, regularised = make_lam(latent_norm="none"), make_lam(latent_norm="none", latent_variance_weight=1.0)
+    regularised.load_state_dict(plain.state_dict())
+    video = torch.rand(2, 4, 3, 32, 32)
+    torch.testing.assert_close(plain.encode_latents(video), regularised.encode_latents(video))
+    loss, metrics = regularised.loss(video)
+    assert "variance_loss" in metrics and float(metrics["variance_loss"]) >= 0
+
+
+def test_removed_batch_norm_setting_explains_itself(make_lam) -> None:
+    with pytest.raises(ValueError, match="leaked"):
+        make_lam(latent_norm="batch")

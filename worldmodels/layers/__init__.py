@@ -5,6 +5,7 @@ Everything public is re-exported here::
     from worldmodels.layers import STTransformer, VectorQuantizer, PatchEmbed
 """
 
+from worldmodels.layers.fsq import FiniteScalarQuantizer
 from worldmodels.layers.attention import Attention, KVPair, make_norm, shifted_causal_mask
 from worldmodels.layers.mlp import FlatLinear, Mlp
 from worldmodels.layers.patch import PatchEmbed, image_hw, patch_grid, patchify, unpatchify
@@ -24,6 +25,7 @@ __all__ = [
     "POS_EMBED_KINDS",
     "Attention",
     "FactorizedPosEmbed",
+    "FiniteScalarQuantizer",
     "FlatLinear",
     "KVPair",
     "Mlp",

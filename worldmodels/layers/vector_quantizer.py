@@ -7,10 +7,19 @@ Axis legend: ``M`` vectors to quantise (all leading axes flattened), ``K`` codes
   ``ema_decay``, codebook updates by exponential moving averages of assigned vectors;
 * optional L2-normalised codes and inputs (cosine-similarity lookup);
 * data-dependent initialisation (codes drawn from the first batch of encoder outputs);
-* dead-code reset: codes whose running usage falls below a threshold are re-initialised from
-  recent encoder outputs;
+* dead-code reset: codes whose running usage falls below a threshold, and that no vector of the
+  current batch chose, are re-initialised from recent encoder outputs (a code chosen in the batch
+  is never replaced, so the returned indices always name the vectors they were assigned to);
 * metrics: perplexity, fraction of codes used, normalised usage entropy, and a running usage
   histogram (:attr:`VectorQuantizer.usage`).
+
+**State changes.** A training forward (``training`` and gradients enabled) updates the running
+usage, the EMA codebook and resets dead codes. By default this happens at the end of the forward.
+With :attr:`VectorQuantizer.defer_state_updates` (which the trainer sets) the forward only records
+what it saw; :meth:`~VectorQuantizer.commit_state_updates` applies everything recorded since the
+last commit once the optimizer step is taken (so micro-batches of one step count once, and a step
+skipped for a non-finite loss leaves no trace: :meth:`~VectorQuantizer.discard_state_updates`).
+It returns the rows that were re-initialised, whose optimizer moments the trainer clears.
 
 Under ``torch.distributed`` the statistics are all-reduced and re-initialised codes are
 broadcast from rank 0, so every rank keeps the same codebook.
@@ -20,6 +29,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -120,6 +130,10 @@ class VectorQuantizer(nn.Module):
         if ema_decay is not None:
             self.register_buffer("ema_cluster_size", torch.ones(num_codes))
             self.register_buffer("ema_embed_sum", self.codebook.detach().clone())
+        self.defer_state_updates = False
+        """Record training-forward updates until :meth:`commit_state_updates` (set by the trainer)."""
+        self._pending: dict[str, Any] | None = None
+        self._init_pending = False
 
     # ------------------------------------------------------------------ lookup
     def codes(self) -> Tensor:
@@ -151,7 +165,7 @@ class VectorQuantizer(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def forward(self, z: Tensor) -> QuantizerOutput:
-        """Quantise ``z`` (statistics and EMA codes are updated in training mode only).
+        """Quantise ``z`` (statistics and codes are updated in training mode only, see the module docs).
 
         Shapes: ``z: ... E -> quantized: ... E, indices: ...``.
         """
@@ -169,11 +183,9 @@ class VectorQuantizer(nn.Module):
             if update:
                 if _distributed():
                     dist.all_reduce(histogram)
-                if self.ema_decay is not None:
-                    self._ema_update(flat.detach(), indices)
-                fraction = histogram / histogram.sum().clamp_min(1)
-                self.usage.mul_(self.usage_decay).add_(fraction, alpha=1 - self.usage_decay)
-                reset = self._reset_dead_codes(flat.detach())
+                self._record(flat.detach(), indices, histogram)
+                if not self.defer_state_updates:
+                    reset = self._apply_pending().sum().float()
             commitment = F.mse_loss(flat, q.detach())
             codebook_loss = F.mse_loss(q, flat.detach()) if self.ema_decay is None else torch.zeros_like(commitment)
             loss = codebook_loss + self.beta * commitment
@@ -187,6 +199,70 @@ class VectorQuantizer(nn.Module):
             metrics={k: v.detach() for k, v in metrics.items()},
             histogram=histogram,
         )
+
+    # ------------------------------------------------------------------ state updates
+    @torch.no_grad()
+    def _record(self, flat: Tensor, indices: Tensor, histogram: Tensor) -> None:
+        """Accumulate what a training forward saw (histogram, EMA sums, candidate rows for resets)."""
+        pending = self._pending
+        if pending is None:
+            pending = self._pending = {"histogram": torch.zeros_like(histogram), "rows": []}
+        pending["histogram"] += histogram
+        if self.ema_decay is not None:
+            onehot_MK = F.one_hot(indices, self.num_codes).to(flat.dtype)
+            counts, sums_KE = onehot_MK.sum(0), onehot_MK.t() @ flat
+            if _distributed():
+                dist.all_reduce(counts)
+                dist.all_reduce(sums_KE)
+            pending["ema_counts"] = pending.get("ema_counts", 0) + counts
+            pending["ema_sums"] = pending.get("ema_sums", 0) + sums_KE
+        if self.dead_code_threshold > 0:
+            take = min(flat.shape[0], self.num_codes)
+            choice = torch.randperm(flat.shape[0], device=flat.device)[:take]
+            pending["rows"].append(flat[choice].clone())
+
+    @torch.no_grad()
+    def _apply_pending(self) -> Tensor:
+        """Apply the recorded updates: usage, EMA codes, dead-code reset. Returns the reset rows (``K`` bool)."""
+        pending, self._pending = self._pending, None
+        reset = torch.zeros(self.num_codes, dtype=torch.bool, device=self.codebook.device)
+        if pending is None:
+            return reset
+        histogram = pending["histogram"]
+        if self.ema_decay is not None:
+            self._ema_update(pending["ema_counts"], pending["ema_sums"])
+        fraction = histogram / histogram.sum().clamp_min(1)
+        self.usage.mul_(self.usage_decay).add_(fraction, alpha=1 - self.usage_decay)
+        if self.dead_code_threshold > 0 and pending["rows"]:
+            # never replace a code this step chose: its indices must keep naming the vector they got
+            reset = (self.usage < self.dead_code_threshold / self.num_codes) & (histogram == 0)
+            count = int(reset.sum())
+            if count:
+                rows = self._sample_rows(torch.cat(pending["rows"]), count)
+                self.codebook.data[reset] = rows.to(self.codebook.dtype)
+                self.usage[reset] = 1.0 / self.num_codes
+                if self.ema_decay is not None:
+                    self.ema_embed_sum[reset] = rows
+                    self.ema_cluster_size[reset] = 1.0
+        return reset
+
+    def commit_state_updates(self) -> dict[str, Tensor]:
+        """Apply the updates recorded since the last commit (deferred mode; see the module docs).
+
+        Returns:
+            ``{"codebook": K bool}``, the codebook rows that were re-initialised (their optimizer
+            moments are stale and should be cleared); empty when none was.
+        """
+        self._init_pending = False
+        reset = self._apply_pending()
+        return {"codebook": reset} if bool(reset.any()) else {}
+
+    def discard_state_updates(self) -> None:
+        """Forget the updates recorded since the last commit (the optimizer step was skipped)."""
+        self._pending = None
+        if self._init_pending:
+            self.initialized.fill_(False)
+        self._init_pending = False
 
     # ------------------------------------------------------------------ codebook maintenance
     def _sample_rows(self, flat: Tensor, count: int) -> Tensor:
@@ -206,34 +282,13 @@ class VectorQuantizer(nn.Module):
             self.ema_embed_sum.copy_(rows)
             self.ema_cluster_size.fill_(1.0)
         self.initialized.fill_(True)
+        self._init_pending = self.defer_state_updates
 
     @torch.no_grad()
-    def _ema_update(self, flat: Tensor, indices: Tensor) -> None:
+    def _ema_update(self, counts: Tensor, sums_KE: Tensor) -> None:
         decay = float(self.ema_decay)  # type: ignore[arg-type]
-        onehot_MK = F.one_hot(indices, self.num_codes).to(flat.dtype)
-        counts = onehot_MK.sum(0)
-        sums_KE = onehot_MK.t() @ flat
-        if _distributed():
-            dist.all_reduce(counts)
-            dist.all_reduce(sums_KE)
         self.ema_cluster_size.mul_(decay).add_(counts, alpha=1 - decay)
         self.ema_embed_sum.mul_(decay).add_(sums_KE, alpha=1 - decay)
         total = self.ema_cluster_size.sum()
         smoothed = (self.ema_cluster_size + self.eps) / (total + self.num_codes * self.eps) * total
         self.codebook.data.copy_(self.ema_embed_sum / smoothed[:, None])
-
-    @torch.no_grad()
-    def _reset_dead_codes(self, flat: Tensor) -> Tensor:
-        if self.dead_code_threshold <= 0:
-            return torch.zeros((), device=flat.device)
-        dead = self.usage < self.dead_code_threshold / self.num_codes
-        count = int(dead.sum())
-        if count == 0:
-            return torch.zeros((), device=flat.device)
-        rows = self._sample_rows(flat, count)
-        self.codebook.data[dead] = rows.to(self.codebook.dtype)
-        self.usage[dead] = 1.0 / self.num_codes
-        if self.ema_decay is not None:
-            self.ema_embed_sum[dead] = rows
-            self.ema_cluster_size[dead] = 1.0
-        return torch.tensor(float(count), device=flat.device)

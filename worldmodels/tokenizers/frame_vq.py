@@ -22,7 +22,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from worldmodels.interfaces import LossOutput, Tokenizer, check_video
-from worldmodels.layers import QuantizerOutput, VectorQuantizer, image_hw
+from worldmodels.layers import FiniteScalarQuantizer, QuantizerOutput, VectorQuantizer, image_hw
 from worldmodels.registry import register
 
 
@@ -169,6 +169,11 @@ class FrameVQTokenizer(Tokenizer):
         ema_decay: EMA codebook updates with this decay (``None``: codebook loss).
         l2_normalize: cosine-similarity codebook lookup.
         dead_code_threshold: dead-code reset threshold (see :class:`~worldmodels.layers.VectorQuantizer`).
+        quantizer: ``"vq"`` (a learned codebook, :class:`~worldmodels.layers.VectorQuantizer`) or
+            ``"fsq"`` (finite scalar quantisation, :class:`~worldmodels.layers.FiniteScalarQuantizer`:
+            a fixed grid, no codebook to collapse; ``vocab_size`` and ``code_dim`` then follow from
+            ``levels``).
+        levels: FSQ levels per code channel (``quantizer="fsq"`` only), e.g. ``[8, 5, 5, 5]``.
     """
 
     temporally_causal = True
@@ -190,12 +195,24 @@ class FrameVQTokenizer(Tokenizer):
         ema_decay: float | None = None,
         l2_normalize: bool = False,
         dead_code_threshold: float = 0.03,
+        quantizer: str = "vq",
+        levels: list[int] | None = None,
     ) -> None:
         super().__init__()
+        if quantizer not in ("vq", "fsq"):
+            raise ValueError(f"quantizer must be 'vq' or 'fsq', got {quantizer!r}.")
+        if quantizer == "fsq":
+            if not levels:
+                raise ValueError("quantizer='fsq' needs levels, e.g. levels=[8, 5, 5, 5] (1000 codes).")
+            levels = [int(level) for level in levels]
+            vocab_size, code_dim = math.prod(levels), len(levels)
+        elif levels is not None:
+            raise ValueError(f"levels={levels} is only used with quantizer='fsq' (got quantizer={quantizer!r}).")
         self._record_config(
             image_size=image_size, in_channels=in_channels, num_frames=num_frames, vocab_size=vocab_size,
             code_dim=code_dim, downsample=downsample, channels=channels, res_blocks=res_blocks, backbone=backbone,
             beta=beta, ema_decay=ema_decay, l2_normalize=l2_normalize, dead_code_threshold=dead_code_threshold,
+            quantizer=quantizer, levels=levels,
         )  # fmt: skip
         if downsample < 1 or downsample & (downsample - 1):
             raise ValueError(f"downsample must be a power of two (1, 2, 4, 8, 16, ...), got {downsample}.")
@@ -207,10 +224,14 @@ class FrameVQTokenizer(Tokenizer):
             self.encoder: nn.Module = ConvEncoder(in_channels, channels, stages, res_blocks, code_dim)
         else:
             self.encoder = TimmEncoder(backbone, in_channels, downsample, code_dim)
-        self.quantizer = VectorQuantizer(
-            vocab_size, code_dim, beta=beta, ema_decay=ema_decay, l2_normalize=l2_normalize,
-            dead_code_threshold=dead_code_threshold,
-        )  # fmt: skip
+        self.quantizer: VectorQuantizer | FiniteScalarQuantizer
+        if quantizer == "fsq":
+            self.quantizer = FiniteScalarQuantizer(levels or [])
+        else:
+            self.quantizer = VectorQuantizer(
+                vocab_size, code_dim, beta=beta, ema_decay=ema_decay, l2_normalize=l2_normalize,
+                dead_code_threshold=dead_code_threshold,
+            )  # fmt: skip
         self.decoder = ConvDecoder(in_channels, channels, stages, res_blocks, code_dim)
 
     def token_grid(self, height: int, width: int) -> tuple[int, int]:
@@ -252,7 +273,8 @@ class FrameVQTokenizer(Tokenizer):
     def decode_codes(self, codes: Tensor) -> Tensor:
         """Frames of code vectors: ``B T h w E -> B T C H W`` in ``[0, 1]``."""
         b = codes.shape[0]
-        frames = self.decoder(rearrange(codes, "b t h w e -> (b t) e h w"))
+        # contiguous: a permuted (channels-last strided) input sends oneDNN down a path 2x slower under bf16
+        frames = self.decoder(rearrange(codes, "b t h w e -> (b t) e h w").contiguous())
         frames = frames[..., : self.image_size[0], : self.image_size[1]]
         return rearrange(frames, "(b t) c h w -> b t c h w", b=b)
 

@@ -55,7 +55,8 @@ class StageLoss(nn.Module):
         freeze_action_model: dynamics stage only: keep the action model frozen.
 
     Shapes:
-        ``forward``: video ``B T C H W`` float in ``[0, 1]`` -> ``(loss, metrics)``.
+        ``forward``: video ``B T C H W`` float in ``[0, 1]`` and recorded actions ``B T-1``
+        (``-1`` unknown) or ``None`` -> ``(loss, metrics)``.
     """
 
     def __init__(self, model: WorldModel, stage: str, freeze_action_model: bool = False) -> None:
@@ -73,13 +74,13 @@ class StageLoss(nn.Module):
             getattr(self.model, name).eval()
         return self
 
-    def forward(self, video: Tensor) -> LossOutput:
-        """The stage's loss and metrics on a batch of clips."""
+    def forward(self, video: Tensor, actions: Tensor | None = None) -> LossOutput:
+        """The stage's loss and metrics on a batch of clips (``actions``: the recorded ones, ``B T-1``, or None)."""
         if self.stage == "tokenizer":
             return self.model.tokenizer_loss(video)
         if self.stage == "lam":
-            return self.model.action_model_loss(video)
-        return self.model.dynamics_loss(video, train_action_model=not self.freeze_action_model)
+            return self.model.action_model_loss(video, actions)
+        return self.model.dynamics_loss(video, train_action_model=not self.freeze_action_model, actions=actions)
 
 
 def set_trainable(model: WorldModel, components: Sequence[str]) -> dict[str, bool]:

@@ -41,6 +41,7 @@ from torch.utils.data import Dataset
 
 from worldmodels.build_config import ConfigError, to_container
 from worldmodels.checkpoint import CONFIG_FILE, CheckpointError, check_state_dict, read_json, write_json
+from worldmodels.interfaces import DeferredStateUpdates
 from worldmodels.training.checkpointing import (
     LoadedCheckpoint,
     capture_rng,
@@ -74,6 +75,7 @@ from worldmodels.training.distributed import (
     wrap_fsdp,
 )
 from worldmodels.training.loggers import RunLogger, video_grid
+from worldmodels.training.optim import build_optimizer, clear_moments
 from worldmodels.training.sampler import GlobalBatchSampler, split_batch
 from worldmodels.training.schedule import build_scheduler
 from worldmodels.training.stages import (
@@ -227,13 +229,12 @@ class Trainer:
         self._wrapped.train()
         self._module: nn.Module = torch.compile(self._wrapped) if cfg.compile else self._wrapped
 
-        decay, no_decay = [], []
-        for _, param in self._wrapped.named_parameters():
-            if param.requires_grad:
-                (decay if param.ndim >= 2 else no_decay).append(param)
-        groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        self.optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, betas=cfg.betas,
-                                           eps=cfg.eps)
+        self.optimizer = build_optimizer(self._wrapped, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
+                                         weight_decay=cfg.weight_decay)
+        # modules whose training forward changes their state (VQ codebooks): apply it once per taken step
+        self._stateful = [m for m in self.model.modules() if isinstance(m, DeferredStateUpdates)]
+        for module in self._stateful:
+            module.defer_state_updates = True
         self.scheduler = build_scheduler(self.optimizer, total_steps=cfg.steps, warmup=cfg.warmup,
                                          min_ratio=cfg.min_lr_ratio)
         self._params = [p for p in self._wrapped.parameters() if p.requires_grad]
@@ -361,7 +362,8 @@ class Trainer:
         is not finite is skipped (the weights stay as they were).
 
         Args:
-            micro_batches: batched clip dicts (``video`` ``b T C H W``).
+            micro_batches: batched clip dicts (``video`` ``b T C H W`` and, where the data has
+                them, ``actions`` ``b T-1`` with ``-1`` unknown; both reach the stage's loss).
 
         Returns:
             Scalars averaged over ranks: ``loss``, the stage's metrics, ``grad_norm``, ``lr``,
@@ -378,9 +380,11 @@ class Trainer:
         last = len(micro_batches) - 1
         for i, batch in enumerate(micro_batches):
             video = batch["video"].to(ctx.device, non_blocking=True)
+            actions = batch.get("actions")
+            actions = actions.to(ctx.device, non_blocking=True) if isinstance(actions, Tensor) else None
             with gradient_sync(self._wrapped, self.strategy, sync=i == last):
                 with self._autocast():
-                    loss, metrics = self._module(video)
+                    loss, metrics = self._module(video, actions)
                 (loss.float() / len(micro_batches)).backward()
             values = {"loss": loss.detach().float()}
             values.update({k: v.detach().float() for k, v in metrics.items()
@@ -400,16 +404,30 @@ class Trainer:
         out["lr"] = float(self.optimizer.param_groups[0]["lr"])
         if math.isfinite(out["loss"]) and math.isfinite(norm):
             self.optimizer.step()
+            out["codes_reset"] = float(self._commit_state_updates())
             self._bad_steps = 0
             out["skipped"] = 0.0
         else:
             self.optimizer.zero_grad(set_to_none=True)
+            for module in self._stateful:
+                module.discard_state_updates()
             self._bad_steps += 1
             out["skipped"] = 1.0
         self.scheduler.step()
         self.step += 1
         self.position += self.config.batch_size
         return out
+
+    def _commit_state_updates(self) -> int:
+        """Apply the stateful modules' recorded updates; clear the optimizer moments of re-initialised rows."""
+        count = 0
+        for module in self._stateful:
+            for name, rows in module.commit_state_updates().items():
+                param = getattr(module, name)
+                if isinstance(param, nn.Parameter) and param.requires_grad:
+                    clear_moments(self.optimizer, param, rows)
+                count += int(rows.sum())
+        return count
 
     # ------------------------------------------------------------------ the loop
     def _batches(self) -> Iterator[list[dict[str, Any]]]:
@@ -441,6 +459,9 @@ class Trainer:
             self.setup()
             return self._fit()
         finally:
+            for module in getattr(self, "_stateful", []):
+                module.discard_state_updates()
+                module.defer_state_updates = False
             if self._previous_flags is not None:
                 restore_trainable(self.model, self._previous_flags)
                 self._previous_flags = None
@@ -537,8 +558,10 @@ class Trainer:
                     mine = [(start + j) % n for j in range(share)]
                     for c in range(0, share, self.micro_batch):
                         batch = collate_clips([self.val_data[i] for i in mine[c : c + self.micro_batch]])
+                        actions = batch.get("actions")
+                        actions = actions.to(ctx.device) if isinstance(actions, Tensor) else None
                         with self._autocast():
-                            loss, metrics = self._module(batch["video"].to(ctx.device))
+                            loss, metrics = self._module(batch["video"].to(ctx.device), actions)
                         values = {"loss": loss.float()}
                         values.update({k: v.float() for k, v in metrics.items()
                                        if isinstance(v, Tensor) and v.numel() == 1 and k != "loss"})

@@ -14,7 +14,12 @@ Axis legend: ``B`` batch, ``T`` frames, ``h w`` token grid, ``N = h * w``, ``D``
   the masked tokens of frames ``2..T``;
 * inference: :meth:`MaskGITDynamics.prefill` runs the context frames once and caches the keys and
   values of every temporal attention layer; each MaskGIT iteration then runs
-  :meth:`MaskGITDynamics.next_logits` on the new frame's ``N`` tokens only.
+  :meth:`MaskGITDynamics.next_logits` on the new frame's ``N`` tokens only;
+* ``token_patch = g > 1`` groups ``g x g`` neighbouring tokens into one transformer position
+  (``P = N / g^2`` positions per frame, letters ``p q`` for the offsets inside a group): the input
+  of a position is the sum of one embedding per slot of the group (each slot has its own table),
+  and its output predicts the ``g^2`` tokens of the group. Masking, the loss and sampling stay per
+  token. A fine token grid (16x16) then costs the transformer what a coarse one (8x8) costs.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import Tensor, nn
 
 from worldmodels import Dynamics, DynamicsCache, register
@@ -74,6 +80,8 @@ class MaskGITDynamics(Dynamics):
         mask_rate_max: upper end of the training mask rate.
         dropout: dropout probability.
         grad_checkpointing: recompute ST blocks in the backward pass.
+        token_patch: ``g``, tokens per side of a group that shares one transformer position
+            (1: one position per token, the paper's; 2: a 16x16 token grid runs on 8x8 positions).
     """
 
     conformance_config: ClassVar[dict[str, Any]] = {"dim": 32, "depth": 2, "num_heads": 2}
@@ -97,6 +105,7 @@ class MaskGITDynamics(Dynamics):
         mask_rate_max: float = 1.0,
         dropout: float = 0.0,
         grad_checkpointing: bool = False,
+        token_patch: int = 1,
     ) -> None:
         super().__init__()
         token_grid = [int(token_grid[0]), int(token_grid[1])]
@@ -104,8 +113,13 @@ class MaskGITDynamics(Dynamics):
             vocab_size=vocab_size, token_grid=token_grid, max_frames=max_frames, action_dim=action_dim, dim=dim,
             depth=depth, num_heads=num_heads, head_dim=head_dim, mlp_ratio=mlp_ratio, qk_norm=qk_norm,
             pos_embed=pos_embed, attention=attention, mask_rate_min=mask_rate_min, mask_rate_max=mask_rate_max,
-            dropout=dropout, grad_checkpointing=grad_checkpointing,
+            dropout=dropout, grad_checkpointing=grad_checkpointing, token_patch=token_patch,
         )  # fmt: skip
+        if token_patch < 1 or token_grid[0] % token_patch or token_grid[1] % token_patch:
+            raise ValueError(
+                f"token_patch={token_patch} must be >= 1 and divide the token grid {token_grid[0]}x{token_grid[1]}; "
+                "use 1 (no grouping) or a divisor of both sides."
+            )
         if not 0.0 <= mask_rate_min <= mask_rate_max <= 1.0:
             raise ValueError(
                 f"Need 0 <= mask_rate_min <= mask_rate_max <= 1, got [{mask_rate_min}, {mask_rate_max}] "
@@ -113,15 +127,18 @@ class MaskGITDynamics(Dynamics):
             )
         self.vocab_size, self.max_frames, self.action_dim = vocab_size, max_frames, action_dim
         self.grid = (token_grid[0], token_grid[1])
+        self.token_patch = g = token_patch
+        self.position_grid = (token_grid[0] // g, token_grid[1] // g)
         self.mask_rate_min, self.mask_rate_max = mask_rate_min, mask_rate_max
-        self.token_embed = nn.Embedding(vocab_size + 1, dim)  # + the mask token
+        self.token_embed = nn.Embedding(g * g * (vocab_size + 1), dim)  # per slot of a group: V ids + the mask
+        self.register_buffer("_slot_offset", torch.arange(g * g) * (vocab_size + 1), persistent=False)
         self.action_proj = nn.Linear(action_dim, dim)
-        self.pos = FactorizedPosEmbed(dim, max_frames, self.grid, pos_embed)
+        self.pos = FactorizedPosEmbed(dim, max_frames, self.position_grid, pos_embed)
         self.transformer = STTransformer(
             dim, depth, num_heads, head_dim, mlp_ratio=mlp_ratio, qk_norm=qk_norm, causal=True,
             attention=attention, dropout=dropout, grad_checkpointing=grad_checkpointing,
         )  # fmt: skip
-        self.head = FlatLinear(dim, vocab_size)
+        self.head = FlatLinear(dim, g * g * vocab_size)
         self.apply(init_transformer_weights)
 
     # ------------------------------------------------------------------ inputs
@@ -144,6 +161,27 @@ class MaskGITDynamics(Dynamics):
                 f"{tuple(action_embeddings.shape)}. Entry t embeds the action leading from frame t to t+1."
             )
 
+    def _embed_tokens(self, tokens: Tensor) -> Tensor:
+        """Token embeddings per transformer position (summed over the slots of a group).
+
+        Shapes: ``B T h w -> B T P D``.
+        """
+        g = self.token_patch
+        if g == 1:
+            return self.token_embed(tokens.flatten(2))
+        grouped_BTPS = rearrange(tokens, "b t (h p) (w q) -> b t (h w) (p q)", p=g, q=g)
+        return self.token_embed(grouped_BTPS + self._slot_offset).sum(-2)
+
+    def _logits(self, h_BTPD: Tensor) -> Tensor:
+        """Per-token logits from the transformer output: ``B T P D -> B T h w V``."""
+        g = self.token_patch
+        logits = self.head(h_BTPD)
+        if g == 1:
+            return logits.unflatten(2, self.grid)
+        return rearrange(
+            logits, "b t (h w) (p q v) -> b t (h p) (w q) v", h=self.position_grid[0], p=g, q=g, v=self.vocab_size
+        )
+
     def embed_inputs(self, tokens: Tensor, action_embeddings: Tensor, offset: int = 0) -> Tensor:
         """Input embeddings: token + position + action (frame ``t`` gets the action leading into it).
 
@@ -156,7 +194,7 @@ class MaskGITDynamics(Dynamics):
             offset: index of the first frame (positions continue after cached frames).
         """
         t = tokens.shape[1]
-        x_BTND = self.token_embed(tokens.flatten(2)) + self.pos(t, offset)
+        x_BTND = self._embed_tokens(tokens) + self.pos(t, offset)
         actions_BTD = self.action_proj(action_embeddings.to(x_BTND.dtype))
         if offset == 0:
             actions_BTD = F.pad(actions_BTD, (0, 0, 1, 0))
@@ -173,7 +211,7 @@ class MaskGITDynamics(Dynamics):
         self._check_tokens(tokens, t)
         self._check_actions(action_embeddings, b, t - 1)
         h_BTND = self.transformer(self.embed_inputs(tokens, action_embeddings))
-        return self.head(h_BTND).unflatten(2, self.grid)
+        return self._logits(h_BTND)
 
     def random_mask(self, tokens: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """The training mask: each token of frames 2..T masked with probability ``r``, one ``r`` per clip.
@@ -233,6 +271,6 @@ class MaskGITDynamics(Dynamics):
         """
         if not isinstance(cache, MaskGITCache):  # a plain cache from another code path: no speed-up
             return super().next_logits(draft, cache)
-        x_B1ND = self.token_embed(draft.flatten(1))[:, None] + cache.frame_bias
+        x_B1ND = self._embed_tokens(draft[:, None]) + cache.frame_bias
         h_B1ND = self.transformer(x_B1ND, cache=cache.st_cache)
-        return self.head(h_B1ND[:, 0]).unflatten(1, self.grid)
+        return self._logits(h_B1ND)[:, 0]

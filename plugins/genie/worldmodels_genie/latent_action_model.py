@@ -19,6 +19,7 @@ into the vectors the dynamics model is conditioned on.
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import torch
@@ -30,6 +31,7 @@ from worldmodels import ActionModel, register
 from worldmodels.interfaces import LossOutput, Metrics
 from worldmodels.layers import (
     FactorizedPosEmbed,
+    FiniteScalarQuantizer,
     FlatLinear,
     PatchEmbed,
     QuantizerOutput,
@@ -44,7 +46,12 @@ from worldmodels_genie._checks import check_frames
 
 
 LATENT_STD = 0.1
-"""Per-feature standard deviation of the LAM's latents under ``latent_norm="batch"``."""
+"""Scale of the LAM's latents under ``latent_norm="layer"``: each latent is standardised over its own
+features, then multiplied by this (the quantiser's losses then stay small next to the reconstruction's)."""
+
+LATENT_NORMS: tuple[str, ...] = ("layer", "none")
+"""``latent_norm`` settings. Each normalises one transition's latent on its own: nothing in the
+forward pass mixes transitions of a clip or clips of a batch, in training as in evaluation."""
 
 
 @register("action_model", "genie-lam")
@@ -83,13 +90,19 @@ class LatentActionModel(ActionModel):
             ``x_1..x_{t+1}`` either way) and both are causal; the difference channels are an
             inductive bias towards *changes*, without which the latent tends to collapse to a
             constant early in training (see ``benchmarks/bench_lam.py``).
-        latent_norm: ``"batch"`` (default) standardises each latent feature over the batch
-            (``BatchNorm1d`` without affine parameters; running statistics at inference) to a
-            standard deviation of :data:`LATENT_STD` before quantisation, so the codes differ in
-            every direction rather than sharing one large common component (which left the codes
-            within 2% of each other and the dynamics unable to tell actions apart); the small
-            scale keeps the quantiser's losses from drowning the reconstruction's gradient.
-            ``"none"`` leaves the latent as the encoder emits it.
+        latent_norm: ``"layer"`` (default) standardises each latent over its own features (zero
+            mean, unit variance, no learned gain) and scales it by :data:`LATENT_STD`; ``"none"``
+            leaves it as the encoder emits it. Either sees one transition at a time. (An earlier
+            ``"batch"`` setting standardised over the batch, which leaked other transitions and
+            other clips into each latent in training mode; it is gone.)
+        latent_variance_weight: weight of a loss term (VICReg's variance hinge) that asks every
+            latent feature to vary over the batch with a standard deviation of at least
+            ``LATENT_STD`` (``latent_norm="layer"``) or 1: the protection against latents collapsing
+            to one shared vector, in the loss only, never in the latents (0 disables it).
+        quantizer: ``"vq"`` (a codebook of ``num_actions`` learned codes) or ``"fsq"`` (finite
+            scalar quantisation with ``levels``, e.g. ``[2, 2, 2]``: the corners of a cube, fixed and
+            as far apart as possible; ``num_actions`` and ``action_dim`` then follow from ``levels``).
+        levels: FSQ levels (``quantizer="fsq"`` only).
         decoder_output: ``"residual"`` (default): the decoder's output is added, in logit space,
             to the last frame it sees (``x^_{t+1} = sigmoid(logit(x_t) + out)``), so copying
             the frame is free and the action pays off as soon as training starts;
@@ -125,10 +138,22 @@ class LatentActionModel(ActionModel):
         dead_code_threshold: float = 0.03,
         grad_checkpointing: bool = False,
         encoder_input: str = "frames+diff",
-        latent_norm: str = "batch",
+        latent_norm: str = "layer",
         decoder_output: str = "residual",
+        latent_variance_weight: float = 0.0,
+        quantizer: str = "vq",
+        levels: list[int] | None = None,
     ) -> None:
         super().__init__()
+        if quantizer not in ("vq", "fsq"):
+            raise ValueError(f"quantizer must be 'vq' or 'fsq', got {quantizer!r}.")
+        if quantizer == "fsq":
+            if not levels:
+                raise ValueError("quantizer='fsq' needs levels, e.g. levels=[2, 2, 2] (8 latent actions).")
+            levels = [int(level) for level in levels]
+            num_actions, action_dim = math.prod(levels), len(levels)
+        elif levels is not None:
+            raise ValueError(f"levels={levels} is only used with quantizer='fsq' (got quantizer={quantizer!r}).")
         self._record_config(
             image_size=image_size, in_channels=in_channels, num_frames=num_frames, patch_size=patch_size,
             num_actions=num_actions, action_dim=action_dim, encoder_dim=encoder_dim, encoder_depth=encoder_depth,
@@ -136,15 +161,20 @@ class LatentActionModel(ActionModel):
             decoder_heads=decoder_heads, mlp_ratio=mlp_ratio, qk_norm=qk_norm, pos_embed=pos_embed, beta=beta,
             ema_decay=ema_decay, l2_normalize=l2_normalize, dead_code_threshold=dead_code_threshold,
             grad_checkpointing=grad_checkpointing, encoder_input=encoder_input, latent_norm=latent_norm,
-            decoder_output=decoder_output,
+            decoder_output=decoder_output, latent_variance_weight=latent_variance_weight, quantizer=quantizer,
+            levels=levels,
         )  # fmt: skip
         if encoder_input not in ("frames", "frames+diff"):
             raise ValueError(f"encoder_input must be 'frames' or 'frames+diff', got {encoder_input!r}.")
         if decoder_output not in ("residual", "sigmoid"):
             raise ValueError(f"decoder_output must be 'residual' or 'sigmoid', got {decoder_output!r}.")
-        if latent_norm not in ("batch", "none"):
-            raise ValueError(f"latent_norm must be 'batch' or 'none', got {latent_norm!r}.")
+        if latent_norm not in LATENT_NORMS:
+            hint = " ('batch' leaked other transitions into each latent and was removed)" if latent_norm == "batch" else ""
+            raise ValueError(f"latent_norm must be one of {LATENT_NORMS}, got {latent_norm!r}{hint}.")
+        if latent_variance_weight < 0:
+            raise ValueError(f"latent_variance_weight must be >= 0, got {latent_variance_weight}.")
         self.encoder_input, self.decoder_output = encoder_input, decoder_output
+        self.latent_norm, self.latent_variance_weight = latent_norm, float(latent_variance_weight)
         if num_frames < 2:
             raise ValueError(f"A latent action model needs num_frames >= 2 (one transition), got {num_frames}.")
         self.image_size = image_hw(image_size)
@@ -160,11 +190,14 @@ class LatentActionModel(ActionModel):
             grad_checkpointing=grad_checkpointing,
         )  # fmt: skip
         self.to_latent = nn.Linear(encoder_dim, action_dim)
-        self.latent_norm = nn.BatchNorm1d(action_dim, affine=False) if latent_norm == "batch" else nn.Identity()
-        self.quantizer = VectorQuantizer(
-            num_actions, action_dim, beta=beta, ema_decay=ema_decay, l2_normalize=l2_normalize,
-            dead_code_threshold=dead_code_threshold,
-        )  # fmt: skip
+        self.quantizer: VectorQuantizer | FiniteScalarQuantizer
+        if quantizer == "fsq":
+            self.quantizer = FiniteScalarQuantizer(levels or [])
+        else:
+            self.quantizer = VectorQuantizer(
+                num_actions, action_dim, beta=beta, ema_decay=ema_decay, l2_normalize=l2_normalize,
+                dead_code_threshold=dead_code_threshold,
+            )  # fmt: skip
         self.decoder_embed = PatchEmbed(in_channels, patch_size, decoder_dim)
         self.decoder_pos = FactorizedPosEmbed(decoder_dim, num_frames - 1, self.grid, pos_embed)
         self.action_proj = nn.Linear(action_dim, decoder_dim)
@@ -201,22 +234,16 @@ class LatentActionModel(ActionModel):
         h_BTND = self.encoder(x_BTND)
         pooled_BTD = reduce(h_BTND[:, 1:], "b t n d -> b t d", "mean")
         latent_BTE = self.to_latent(pooled_BTD)
-        flat_ME = rearrange(latent_BTE, "b t e -> (b t) e")
-        needs_two = isinstance(self.latent_norm, nn.BatchNorm1d) and self.training and flat_ME.shape[0] < 2
-        if needs_two:  # batch statistics need two vectors: use the running ones
-            flat_ME = F.batch_norm(flat_ME, self.latent_norm.running_mean, self.latent_norm.running_var, training=False)
-        else:
-            flat_ME = self.latent_norm(flat_ME)
-        if isinstance(self.latent_norm, nn.BatchNorm1d):
-            flat_ME = flat_ME * LATENT_STD
-        return rearrange(flat_ME, "(b t) e -> b t e", b=latent_BTE.shape[0])
+        if self.latent_norm == "layer":  # each transition on its own: no statistics across transitions
+            latent_BTE = F.layer_norm(latent_BTE.float(), (self.action_dim,)) * LATENT_STD
+        return latent_BTE
 
     def quantize(self, video: Tensor) -> QuantizerOutput:
         """Encode and quantise (``quantized: B T-1 E``, ``indices: B T-1``) with the VQ losses and metrics."""
         return self.quantizer(self.encode_latents(video))
 
-    def infer(self, video: Tensor) -> Tensor:
-        """The latent action of every transition.
+    def infer(self, video: Tensor, actions: Tensor | None = None) -> Tensor:
+        """The latent action of every transition (recorded ``actions`` are ignored: this model infers them).
 
         Shapes: ``B T C H W -> B T-1`` int64 in ``[0, num_actions)``.
         """
@@ -253,28 +280,44 @@ class LatentActionModel(ActionModel):
         return torch.sigmoid(out)
 
     # ------------------------------------------------------------------ training
+    def _variance_loss(self, latents_BTE: Tensor) -> Tensor:
+        """VICReg's variance hinge on the latents of the batch: ``mean_e relu(target - std_e)``."""
+        flat_ME = latents_BTE.reshape(-1, self.action_dim).float()
+        if flat_ME.shape[0] < 2:
+            return flat_ME.sum() * 0.0
+        target = LATENT_STD if self.latent_norm == "layer" else 1.0
+        std_E = (flat_ME.var(dim=0) + 1e-8).sqrt()
+        return F.relu(target - std_E).mean() / target
+
     def _loss_from(self, video: Tensor) -> tuple[Tensor, Metrics, Tensor]:
-        q = self.quantize(video)
+        latents = self.encode_latents(video)
+        q = self.quantizer(latents)
         prediction = self.predict_next(video[:, :-1], q.quantized)
         recon_mse = F.mse_loss(prediction.float(), video[:, 1:].float())
         loss = recon_mse + q.loss
-        metrics: Metrics = {"loss": loss.detach(), "recon_mse": recon_mse.detach(), "vq_loss": q.loss.detach()}
+        metrics: Metrics = {"recon_mse": recon_mse.detach(), "vq_loss": q.loss.detach()}
+        if self.latent_variance_weight > 0:
+            variance = self._variance_loss(latents)
+            loss = loss + self.latent_variance_weight * variance
+            metrics["variance_loss"] = variance.detach()
+        metrics["loss"] = loss.detach()
         metrics.update(q.metrics)
         return loss, metrics, q.indices.detach()
 
-    def loss(self, video: Tensor) -> LossOutput:
-        """Next-frame reconstruction MSE plus the quantiser loss.
+    def loss(self, video: Tensor, actions: Tensor | None = None) -> LossOutput:
+        """Next-frame reconstruction MSE plus the quantiser loss (recorded ``actions`` are ignored).
 
         Shapes: ``video: B T C H W`` with ``T >= 2``.
 
         Returns:
             ``(loss, metrics)``: ``loss``, ``recon_mse``, ``vq_loss``, ``perplexity``, ``usage``
             (fraction of actions used in the batch), ``usage_entropy`` (0 = collapse to one action,
-            1 = uniform) and the other quantiser metrics.
+            1 = uniform), ``variance_loss`` (with ``latent_variance_weight``) and the other
+            quantiser metrics.
         """
         loss, metrics, _ = self._loss_from(video)
         return loss, metrics
 
-    def loss_and_actions(self, video: Tensor) -> tuple[Tensor, Metrics, Tensor]:
+    def loss_and_actions(self, video: Tensor, actions: Tensor | None = None) -> tuple[Tensor, Metrics, Tensor]:
         """Loss, metrics and the actions ``B T-1`` from one encoder pass (for co-training with the dynamics)."""
         return self._loss_from(video)

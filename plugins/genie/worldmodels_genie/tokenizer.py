@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -20,6 +22,7 @@ from worldmodels import Tokenizer, register
 from worldmodels.interfaces import LossOutput
 from worldmodels.layers import (
     FactorizedPosEmbed,
+    FiniteScalarQuantizer,
     FlatLinear,
     PatchEmbed,
     QuantizerOutput,
@@ -65,6 +68,10 @@ class STViViTTokenizer(Tokenizer):
         l2_normalize: cosine-similarity codebook lookup.
         dead_code_threshold: dead-code reset threshold (see :class:`~worldmodels.layers.VectorQuantizer`).
         grad_checkpointing: recompute ST blocks in the backward pass.
+        quantizer: ``"vq"`` (the paper's learned codebook) or ``"fsq"`` (finite scalar
+            quantisation with ``levels``: a fixed grid that cannot collapse; ``vocab_size`` and
+            ``code_dim`` then follow from ``levels``).
+        levels: FSQ levels per code channel (``quantizer="fsq"`` only), e.g. ``[8, 5, 5, 5]``.
     """
 
     temporally_causal = True
@@ -96,15 +103,26 @@ class STViViTTokenizer(Tokenizer):
         l2_normalize: bool = False,
         dead_code_threshold: float = 0.03,
         grad_checkpointing: bool = False,
+        quantizer: str = "vq",
+        levels: list[int] | None = None,
     ) -> None:
         super().__init__()
+        if quantizer not in ("vq", "fsq"):
+            raise ValueError(f"quantizer must be 'vq' or 'fsq', got {quantizer!r}.")
+        if quantizer == "fsq":
+            if not levels:
+                raise ValueError("quantizer='fsq' needs levels, e.g. levels=[8, 5, 5, 5] (1000 codes).")
+            levels = [int(level) for level in levels]
+            vocab_size, code_dim = math.prod(levels), len(levels)
+        elif levels is not None:
+            raise ValueError(f"levels={levels} is only used with quantizer='fsq' (got quantizer={quantizer!r}).")
         self._record_config(
             image_size=image_size, in_channels=in_channels, num_frames=num_frames, patch_size=patch_size,
             vocab_size=vocab_size, code_dim=code_dim, encoder_dim=encoder_dim, encoder_depth=encoder_depth,
             encoder_heads=encoder_heads, decoder_dim=decoder_dim, decoder_depth=decoder_depth,
             decoder_heads=decoder_heads, mlp_ratio=mlp_ratio, qk_norm=qk_norm, pos_embed=pos_embed, beta=beta,
             ema_decay=ema_decay, l2_normalize=l2_normalize, dead_code_threshold=dead_code_threshold,
-            grad_checkpointing=grad_checkpointing,
+            grad_checkpointing=grad_checkpointing, quantizer=quantizer, levels=levels,
         )  # fmt: skip
         self.image_size = image_hw(image_size)
         self.in_channels, self.num_frames, self.patch_size = in_channels, num_frames, patch_size
@@ -119,10 +137,14 @@ class STViViTTokenizer(Tokenizer):
             grad_checkpointing=grad_checkpointing,
         )  # fmt: skip
         self.to_code = FlatLinear(encoder_dim, code_dim)
-        self.quantizer = VectorQuantizer(
-            vocab_size, code_dim, beta=beta, ema_decay=ema_decay, l2_normalize=l2_normalize,
-            dead_code_threshold=dead_code_threshold,
-        )  # fmt: skip
+        self.quantizer: VectorQuantizer | FiniteScalarQuantizer
+        if quantizer == "fsq":
+            self.quantizer = FiniteScalarQuantizer(levels or [])
+        else:
+            self.quantizer = VectorQuantizer(
+                vocab_size, code_dim, beta=beta, ema_decay=ema_decay, l2_normalize=l2_normalize,
+                dead_code_threshold=dead_code_threshold,
+            )  # fmt: skip
         self.from_code = FlatLinear(code_dim, decoder_dim)
         self.decoder_pos = FactorizedPosEmbed(decoder_dim, num_frames, grid, pos_embed)
         self.decoder = STTransformer(

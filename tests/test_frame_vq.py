@@ -99,8 +99,45 @@ def test_timm_backbone_encoder() -> None:
 
 def test_genie_tiny_adapts_its_dynamics_to_frame_vq() -> None:
     pytest.importorskip("worldmodels_genie")
-    model = worldmodels.build("genie-tiny", tokenizer={"name": "frame-vq", "vocab_size": 256, "downsample": 4},
-                              device="meta")
+    model = worldmodels.build("genie-tiny", tokenizer={"name": "frame-vq", "quantizer": "vq", "levels": None,
+                                                       "vocab_size": 256, "downsample": 4}, device="meta")
     assert model.token_grid == (16, 16)
     assert model.dynamics.vocab_size == 256 and model.dynamics.grid == (16, 16)
-    assert model.dynamics.head.out_features == 256
+    g = model.dynamics.token_patch
+    assert model.dynamics.head.out_features == g * g * 256
+
+
+def test_fsq_quantizer_sets_the_vocabulary_and_trains_with_the_sprite_loss(sprite_clips) -> None:
+    torch.manual_seed(0)
+    tok = _tokenizer(image_size=16, downsample=4, quantizer="fsq", levels=[5, 4, 3], recon_loss="l1+grad",
+                     hard_patch_fraction=0.1)
+    assert tok.vocab_size == 60 and tok.code_dim == 3 and tok.get_config()["vocab_size"] == 60
+    video = sprite_clips.video[:4, :2]
+    opt = torch.optim.Adam(tok.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(20):
+        loss, metrics = tok.loss(video)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(metrics["recon_loss"]))
+    assert sum(losses[-3:]) / 3 < 0.8 * sum(losses[:3]) / 3
+    assert {"recon_loss", "recon_mse", "psnr", "usage"} <= set(metrics) and metrics["vq_loss"] == 0
+    tokens = tok.encode(video)
+    assert int(tokens.max()) < 60 and tok.decode(tokens).shape == video.shape
+    with pytest.raises(ValueError, match="needs levels"):
+        _tokenizer(quantizer="fsq")
+    with pytest.raises(ValueError, match="reconstruction loss"):
+        _tokenizer(recon_loss="perceptual")
+
+
+def test_hard_patch_term_is_the_mean_error_of_the_worst_patches() -> None:
+    from worldmodels.layers.recon_loss import reconstruction_loss
+
+    target = torch.zeros(1, 1, 1, 8, 8)
+    recon = target.clone()
+    recon[..., :4, :4] = 0.5  # one of four 4x4 patches is wrong by 0.5
+    plain = reconstruction_loss(recon, target, "mse")
+    hard = reconstruction_loss(recon, target, "mse", hard_fraction=0.25, patch=4)
+    torch.testing.assert_close(plain, torch.tensor(0.25 * 0.25))
+    torch.testing.assert_close(hard - plain, torch.tensor(0.5))  # the worst quarter of the patches: error 0.5

@@ -113,3 +113,79 @@ def test_errors_name_the_problem(make_dynamics, random_tokens) -> None:
         dyn.prefill(tokens, torch.randn(2, 5, 8))
     with pytest.raises(ValueError, match="mask_rate"):
         make_dynamics(mask_rate_min=0.9, mask_rate_max=0.5)
+
+
+# ---------------------------------------------------------------------------------------- grouped tokens, copy prior
+VARIANTS = {
+    "grouped": {"token_patch": 2},
+    "grouped+copy+frame-mask": {"token_patch": 2, "copy_prior": True, "mask_mode": "frame", "mask_rate_min": 0.0},
+    "copy": {"copy_prior": True},
+}
+
+
+def _tokens_4x4(batch: int = 2, frames: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(11)
+    return torch.randint(0, 16, (batch, frames, 4, 4), generator=g), torch.randn(batch, frames - 1, 8, generator=g)
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_variants_are_causal_and_cached_equals_uncached(make_dynamics, variant: str, mode: str) -> None:
+    torch.manual_seed(0)
+    dyn = make_dynamics(token_grid=[4, 4], **VARIANTS[variant]).train(mode == "train")
+    tokens, emb = _tokens_4x4()
+    with torch.no_grad():
+        logits = dyn(tokens, emb)
+        assert logits.shape == (2, 5, 4, 4, 16)
+        for t in range(4):
+            changed = tokens.clone()
+            changed[:, t + 1 :] = torch.randint(0, 17, changed[:, t + 1 :].shape)
+            torch.testing.assert_close(dyn(changed, emb)[:, : t + 1], logits[:, : t + 1])
+        dyn.eval()
+        draft = tokens[:, 4].masked_fill(torch.rand(2, 4, 4) < 0.5, dyn.mask_token_id)
+        cache = dyn.prefill(tokens[:, :4], emb)
+        cached = dyn.next_logits(draft, cache)
+        uncached = Dynamics.next_logits(dyn, draft, DynamicsCache(tokens[:, :4], emb))
+    torch.testing.assert_close(cached, uncached, rtol=1e-5, atol=1e-5)
+
+
+def test_grouped_positions_predict_each_token_of_their_group(make_dynamics) -> None:
+    dyn = make_dynamics(token_grid=[4, 4], token_patch=2).eval()
+    assert dyn.position_grid == (2, 2) and dyn.head.out_features == 4 * 16
+    tokens, emb = _tokens_4x4()
+    with torch.no_grad():
+        logits = dyn(tokens, emb)
+        changed = tokens.clone()
+        changed[:, 2, 0, 1] = (changed[:, 2, 0, 1] + 1) % 16  # one token of the top-left group of frame 2
+        other = dyn(changed, emb)
+    # the same frame's other positions see it through spatial attention; a slot of the group is its own input
+    assert (other[:, 2] - logits[:, 2]).abs().amax() > 1e-5
+    torch.testing.assert_close(other[:, :2], logits[:, :2])
+    with pytest.raises(ValueError, match="divide the token grid"):
+        make_dynamics(token_grid=[3, 4], token_patch=2)
+
+
+def test_copy_prior_favours_the_previous_token_and_ignores_masked_ones(make_dynamics) -> None:
+    dyn = make_dynamics(token_grid=[4, 4], copy_prior=True).eval()
+    plain = make_dynamics(token_grid=[4, 4]).eval()
+    plain.load_state_dict({k: v for k, v in dyn.state_dict().items() if k != "copy_logit"})
+    tokens, emb = _tokens_4x4()
+    tokens[:, 1, 0, 0] = dyn.mask_token_id  # a masked token gives no prior to the next frame
+    with torch.no_grad():
+        diff = dyn(tokens, emb) - plain(tokens, emb)
+    onehot = F.one_hot(tokens[:, 1:4].clamp_max(15), 16).float()
+    onehot[:, 0, 0, 0] = 0
+    torch.testing.assert_close(diff[:, 2:5], dyn.copy_logit.detach() * onehot)
+    assert diff[:, 0].abs().amax() == 0 and diff[:, 1].abs().amax() > 0  # frame 0 has no previous frame
+
+
+def test_frame_mask_mode_draws_one_rate_per_frame(make_dynamics) -> None:
+    dyn = make_dynamics(mask_mode="frame", mask_rate_min=0.0)
+    tokens = torch.zeros(256, 5, 3, 4, dtype=torch.long)
+    mask = dyn.random_mask(tokens, generator=torch.Generator().manual_seed(0))
+    assert not mask[:, 0].any()
+    per_frame = mask[:, 1:].float().mean(dim=(2, 3))  # B T-1
+    assert per_frame.std(dim=1).mean() > 0.15  # frames of one clip differ
+    assert per_frame.min() == 0.0 and per_frame.max() == 1.0
+    with pytest.raises(ValueError, match="mask_mode"):
+        make_dynamics(mask_mode="token")

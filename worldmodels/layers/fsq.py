@@ -15,6 +15,7 @@ It returns :class:`~worldmodels.layers.QuantizerOutput`, like
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -44,8 +45,8 @@ class FiniteScalarQuantizer(nn.Module):
             raise ValueError(f"FSQ needs one or more levels, each >= 2 (e.g. [8, 5, 5, 5]); got {levels}.")
         self.levels = levels
         self.code_dim = len(levels)
-        self.num_codes = int(torch.tensor(levels).prod())
-        basis = torch.cumprod(torch.tensor([1, *levels[:-1]]), dim=0)
+        self.num_codes = math.prod(levels)
+        basis = torch.tensor([math.prod(levels[:i]) for i in range(len(levels))])
         self.register_buffer("_levels", torch.tensor(levels, dtype=torch.float32), persistent=False)
         self.register_buffer("_basis", basis, persistent=False)
 

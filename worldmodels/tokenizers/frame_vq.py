@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from worldmodels.interfaces import LossOutput, Tokenizer, check_video
 from worldmodels.layers import FiniteScalarQuantizer, QuantizerOutput, VectorQuantizer, image_hw
+from worldmodels.layers.recon_loss import check_recon_loss, psnr_of_mse, reconstruction_loss
 from worldmodels.registry import register
 
 
@@ -174,6 +175,9 @@ class FrameVQTokenizer(Tokenizer):
             a fixed grid, no codebook to collapse; ``vocab_size`` and ``code_dim`` then follow from
             ``levels``).
         levels: FSQ levels per code channel (``quantizer="fsq"`` only), e.g. ``[8, 5, 5, 5]``.
+        recon_loss: ``"mse"`` or ``"l1+grad"`` (see :func:`~worldmodels.layers.recon_loss.reconstruction_loss`).
+        hard_patch_fraction: weight-one term on the worst fraction of ``downsample x downsample``
+            patches of each frame (0 disables it); keeps small sprites from being smoothed away.
     """
 
     temporally_causal = True
@@ -197,6 +201,8 @@ class FrameVQTokenizer(Tokenizer):
         dead_code_threshold: float = 0.03,
         quantizer: str = "vq",
         levels: list[int] | None = None,
+        recon_loss: str = "mse",
+        hard_patch_fraction: float = 0.0,
     ) -> None:
         super().__init__()
         if quantizer not in ("vq", "fsq"):
@@ -212,8 +218,10 @@ class FrameVQTokenizer(Tokenizer):
             image_size=image_size, in_channels=in_channels, num_frames=num_frames, vocab_size=vocab_size,
             code_dim=code_dim, downsample=downsample, channels=channels, res_blocks=res_blocks, backbone=backbone,
             beta=beta, ema_decay=ema_decay, l2_normalize=l2_normalize, dead_code_threshold=dead_code_threshold,
-            quantizer=quantizer, levels=levels,
+            quantizer=quantizer, levels=levels, recon_loss=recon_loss, hard_patch_fraction=hard_patch_fraction,
         )  # fmt: skip
+        check_recon_loss(recon_loss, hard_patch_fraction)
+        self.recon_loss, self.hard_patch_fraction = recon_loss, float(hard_patch_fraction)
         if downsample < 1 or downsample & (downsample - 1):
             raise ValueError(f"downsample must be a power of two (1, 2, 4, 8, 16, ...), got {downsample}.")
         self.image_size = image_hw(image_size)
@@ -288,20 +296,24 @@ class FrameVQTokenizer(Tokenizer):
         return self.decode_codes(self.quantizer.lookup(tokens))
 
     def loss(self, video: Tensor) -> LossOutput:
-        """Reconstruction MSE plus the quantiser loss.
+        """Reconstruction loss (``recon_loss``, ``hard_patch_fraction``) plus the quantiser loss.
+
+        Shapes: ``video: B T C H W``.
 
         Returns:
-            ``(loss, metrics)`` with ``loss``, ``recon_mse``, ``psnr``, ``vq_loss`` and the
-            quantiser's codebook metrics.
+            ``(loss, metrics)`` with ``loss``, ``recon_loss``, ``recon_mse``, ``psnr``, ``vq_loss``
+            and the quantiser's codebook metrics.
         """
         q = self.quantize(video)
         recon = self.decode_codes(q.quantized)
-        recon_mse = F.mse_loss(recon.float(), video.float())
-        loss = recon_mse + q.loss
+        recon_loss = reconstruction_loss(recon, video, self.recon_loss, self.hard_patch_fraction, self.downsample)
+        recon_mse = F.mse_loss(recon.detach().float(), video.float())
+        loss = recon_loss + q.loss
         metrics = {
             "loss": loss.detach(),
-            "recon_mse": recon_mse.detach(),
-            "psnr": -10 * torch.log10(recon_mse.detach().clamp_min(1e-10)),
+            "recon_loss": recon_loss.detach(),
+            "recon_mse": recon_mse,
+            "psnr": psnr_of_mse(recon_mse),
             "vq_loss": q.loss.detach(),
             **q.metrics,
         }

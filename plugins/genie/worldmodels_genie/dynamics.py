@@ -36,6 +36,13 @@ from worldmodels.interfaces import LossOutput
 from worldmodels.layers import FactorizedPosEmbed, FlatLinear, STCache, STTransformer, init_transformer_weights
 
 
+COPY_LOGIT_INIT = 2.0
+"""Initial bias of the copy prior: the previous frame's token starts ``e^2`` times likelier than the others."""
+
+MASK_MODES: tuple[str, ...] = ("clip", "frame")
+"""How training masks are drawn (see :class:`MaskGITDynamics`'s ``mask_mode``)."""
+
+
 class MaskGITCache(DynamicsCache):
     """Key/value cache of the context frames for one next-frame prediction.
 
@@ -82,6 +89,14 @@ class MaskGITDynamics(Dynamics):
         grad_checkpointing: recompute ST blocks in the backward pass.
         token_patch: ``g``, tokens per side of a group that shares one transformer position
             (1: one position per token, the paper's; 2: a 16x16 token grid runs on 8x8 positions).
+        mask_mode: ``"clip"`` (the paper's): one masking rate per clip, shared by every frame
+            after the first, so the context of a predicted frame is as masked as the frame itself;
+            ``"frame"``: an independent rate per frame, so each frame is also predicted from a
+            cleaner or dirtier past, including the clean past it gets at inference.
+        copy_prior: add a learned bias (one scalar, :attr:`copy_logit`) to the logit of the token
+            the previous frame holds at the same place (unless that one is masked): frames change
+            little from one step to the next, so "as before" starts as the likely prediction and the
+            network learns where the world moves instead of learning to copy it.
     """
 
     conformance_config: ClassVar[dict[str, Any]] = {"dim": 32, "depth": 2, "num_heads": 2}
@@ -106,6 +121,8 @@ class MaskGITDynamics(Dynamics):
         dropout: float = 0.0,
         grad_checkpointing: bool = False,
         token_patch: int = 1,
+        mask_mode: str = "clip",
+        copy_prior: bool = False,
     ) -> None:
         super().__init__()
         token_grid = [int(token_grid[0]), int(token_grid[1])]
@@ -113,8 +130,12 @@ class MaskGITDynamics(Dynamics):
             vocab_size=vocab_size, token_grid=token_grid, max_frames=max_frames, action_dim=action_dim, dim=dim,
             depth=depth, num_heads=num_heads, head_dim=head_dim, mlp_ratio=mlp_ratio, qk_norm=qk_norm,
             pos_embed=pos_embed, attention=attention, mask_rate_min=mask_rate_min, mask_rate_max=mask_rate_max,
-            dropout=dropout, grad_checkpointing=grad_checkpointing, token_patch=token_patch,
+            dropout=dropout, grad_checkpointing=grad_checkpointing, token_patch=token_patch, mask_mode=mask_mode,
+            copy_prior=copy_prior,
         )  # fmt: skip
+        if mask_mode not in MASK_MODES:
+            raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {mask_mode!r}.")
+        self.mask_mode = mask_mode
         if token_patch < 1 or token_grid[0] % token_patch or token_grid[1] % token_patch:
             raise ValueError(
                 f"token_patch={token_patch} must be >= 1 and divide the token grid {token_grid[0]}x{token_grid[1]}; "
@@ -140,6 +161,9 @@ class MaskGITDynamics(Dynamics):
         )  # fmt: skip
         self.head = FlatLinear(dim, g * g * vocab_size)
         self.apply(init_transformer_weights)
+        self.copy_prior = copy_prior
+        if copy_prior:
+            self.copy_logit = nn.Parameter(torch.tensor(COPY_LOGIT_INIT))
 
     # ------------------------------------------------------------------ inputs
     def _check_tokens(self, tokens: Tensor, frames_needed: int) -> None:
@@ -182,6 +206,15 @@ class MaskGITDynamics(Dynamics):
             logits, "b t (h w) (p q v) -> b t (h p) (w q) v", h=self.position_grid[0], p=g, q=g, v=self.vocab_size
         )
 
+    def _add_copy_prior(self, logits_BThwV: Tensor, previous_BThw: Tensor) -> Tensor:
+        """Add :attr:`copy_logit` at the previous frame's token (where it is not masked).
+
+        Shapes: ``logits: B T h w V``, ``previous: B T h w`` (the frame before each) -> ``B T h w V``.
+        """
+        known = previous_BThw < self.vocab_size
+        bias = F.one_hot(previous_BThw.clamp_max(self.vocab_size - 1), self.vocab_size).to(logits_BThwV.dtype)
+        return logits_BThwV + self.copy_logit.to(logits_BThwV.dtype) * bias * known[..., None]
+
     def embed_inputs(self, tokens: Tensor, action_embeddings: Tensor, offset: int = 0) -> Tensor:
         """Input embeddings: token + position + action (frame ``t`` gets the action leading into it).
 
@@ -211,20 +244,25 @@ class MaskGITDynamics(Dynamics):
         self._check_tokens(tokens, t)
         self._check_actions(action_embeddings, b, t - 1)
         h_BTND = self.transformer(self.embed_inputs(tokens, action_embeddings))
-        return self._logits(h_BTND)
+        logits = self._logits(h_BTND)
+        if self.copy_prior and t > 1:
+            logits = torch.cat([logits[:, :1], self._add_copy_prior(logits[:, 1:], tokens[:, :-1])], dim=1)
+        return logits
 
     def random_mask(self, tokens: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """The training mask: each token of frames 2..T masked with probability ``r``, one ``r`` per clip.
+        """The training mask: each token of frames 2..T masked with probability ``r``.
 
-        ``r`` is drawn uniformly from ``[mask_rate_min, mask_rate_max]`` (paper: ``[0.5, 1]``).
+        ``r`` is drawn uniformly from ``[mask_rate_min, mask_rate_max]`` (paper: ``[0.5, 1]``), once
+        per clip (``mask_mode="clip"``, the paper's) or once per frame (``"frame"``).
 
         Shapes: ``tokens: B T h w -> B T h w`` bool (True = masked).
         """
-        b = tokens.shape[0]
+        b, t = tokens.shape[:2]
         device = tokens.device
-        rate = torch.rand(b, generator=generator, device=device) * (self.mask_rate_max - self.mask_rate_min)
+        shape = (b, 1) if self.mask_mode == "clip" else (b, t)
+        rate = torch.rand(shape, generator=generator, device=device) * (self.mask_rate_max - self.mask_rate_min)
         rate = rate + self.mask_rate_min
-        mask = torch.rand(tokens.shape, generator=generator, device=device) < rate[:, None, None, None]
+        mask = torch.rand(tokens.shape, generator=generator, device=device) < rate[:, :, None, None]
         mask[:, 0] = False
         return mask
 
@@ -273,4 +311,7 @@ class MaskGITDynamics(Dynamics):
             return super().next_logits(draft, cache)
         x_B1ND = self._embed_tokens(draft[:, None]) + cache.frame_bias
         h_B1ND = self.transformer(x_B1ND, cache=cache.st_cache)
-        return self._logits(h_B1ND)[:, 0]
+        logits = self._logits(h_B1ND)
+        if self.copy_prior:
+            logits = self._add_copy_prior(logits, cache.tokens[:, -1:])
+        return logits[:, 0]

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange, reduce
+from einops import reduce
 from torch import Tensor, nn
 
 from worldmodels import ActionModel, register
@@ -42,6 +42,7 @@ from worldmodels.layers import (
     patch_grid,
     unpatchify,
 )
+from worldmodels.layers.recon_loss import check_recon_loss, reconstruction_loss
 from worldmodels_genie._checks import check_frames
 
 
@@ -103,6 +104,11 @@ class LatentActionModel(ActionModel):
             scalar quantisation with ``levels``, e.g. ``[2, 2, 2]``: the corners of a cube, fixed and
             as far apart as possible; ``num_actions`` and ``action_dim`` then follow from ``levels``).
         levels: FSQ levels (``quantizer="fsq"`` only).
+        recon_loss: ``"mse"`` (the paper's) or ``"l1+grad"`` for the next-frame reconstruction (see
+            :func:`~worldmodels.layers.recon_loss.reconstruction_loss`).
+        hard_patch_fraction: weight-one term on the worst fraction of ``patch_size`` patches of each
+            predicted frame: small, action-revealing details (the player's sprite turning, a jump
+            starting) then weigh as much as the whole scene's scroll (0 disables it).
         decoder_output: ``"residual"`` (default): the decoder's output is added, in logit space,
             to the last frame it sees (``x^_{t+1} = sigmoid(logit(x_t) + out)``), so copying
             the frame is free and the action pays off as soon as training starts;
@@ -143,8 +149,11 @@ class LatentActionModel(ActionModel):
         latent_variance_weight: float = 0.0,
         quantizer: str = "vq",
         levels: list[int] | None = None,
+        recon_loss: str = "mse",
+        hard_patch_fraction: float = 0.0,
     ) -> None:
         super().__init__()
+        check_recon_loss(recon_loss, hard_patch_fraction)
         if quantizer not in ("vq", "fsq"):
             raise ValueError(f"quantizer must be 'vq' or 'fsq', got {quantizer!r}.")
         if quantizer == "fsq":
@@ -162,8 +171,9 @@ class LatentActionModel(ActionModel):
             ema_decay=ema_decay, l2_normalize=l2_normalize, dead_code_threshold=dead_code_threshold,
             grad_checkpointing=grad_checkpointing, encoder_input=encoder_input, latent_norm=latent_norm,
             decoder_output=decoder_output, latent_variance_weight=latent_variance_weight, quantizer=quantizer,
-            levels=levels,
+            levels=levels, recon_loss=recon_loss, hard_patch_fraction=hard_patch_fraction,
         )  # fmt: skip
+        self.recon_loss, self.hard_patch_fraction = recon_loss, float(hard_patch_fraction)
         if encoder_input not in ("frames", "frames+diff"):
             raise ValueError(f"encoder_input must be 'frames' or 'frames+diff', got {encoder_input!r}.")
         if decoder_output not in ("residual", "sigmoid"):
@@ -249,6 +259,10 @@ class LatentActionModel(ActionModel):
         """
         return self.quantizer.nearest(self.encode_latents(video))
 
+    def latent_vectors(self, video: Tensor, actions: Tensor | None = None) -> Tensor:
+        """The continuous latents before quantisation (:meth:`encode_latents`): ``B T C H W -> B T-1 E``."""
+        return self.encode_latents(video)
+
     def embed(self, actions: Tensor) -> Tensor:
         """The codebook vectors of latent actions.
 
@@ -294,8 +308,13 @@ class LatentActionModel(ActionModel):
         q = self.quantizer(latents)
         prediction = self.predict_next(video[:, :-1], q.quantized)
         recon_mse = F.mse_loss(prediction.float(), video[:, 1:].float())
-        loss = recon_mse + q.loss
-        metrics: Metrics = {"recon_mse": recon_mse.detach(), "vq_loss": q.loss.detach()}
+        if self.recon_loss == "mse" and self.hard_patch_fraction == 0:
+            recon = recon_mse
+        else:
+            recon = reconstruction_loss(prediction, video[:, 1:], self.recon_loss, self.hard_patch_fraction,
+                                        self.patch_size)
+        loss = recon + q.loss
+        metrics: Metrics = {"recon_mse": recon_mse.detach(), "recon_loss": recon.detach(), "vq_loss": q.loss.detach()}
         if self.latent_variance_weight > 0:
             variance = self._variance_loss(latents)
             loss = loss + self.latent_variance_weight * variance

@@ -155,7 +155,7 @@ def test_cli_record_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main([*argv, "--overwrite", "--policy", "scripted"]) == 0
     assert read_manifest(out)["policy"]["name"] == "scripted"
     assert main(["record", MINIGRID, "--out", str(tmp_path / "x"), "--episodes", "1", "--policy", "greedy"]) == 2
-    assert "choose one of ['random', 'biased', 'scripted']" in capsys.readouterr().err
+    assert "choose one of ['random', 'biased', 'sticky', 'scripted']" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ale_py") is None, reason="ale-py is not installed")
@@ -167,3 +167,22 @@ def test_atari_recording_resizes_frames(tmp_path: Path) -> None:
     assert frames.shape == (10, 64, 64, 3) and seed == 0 and actions[-1] == -1
     with pytest.raises(ValueError, match="not available"):
         record("gym:ALE/Breakout-v5", tmp_path / "x", episodes=1, frames_per_episode=4, policy="scripted")
+
+
+@needs_procgen
+def test_coinrun_sticky_policy_holds_visible_actions_and_manifest_groups_them(tmp_path: Path) -> None:
+    from worldmodels.data.recorders import PROCGEN_COMBOS, PROCGEN_STICKY_WEIGHTS, STICKY_MEAN_HOLD, procgen_action_groups
+
+    result = record("coinrun", tmp_path / "s", episodes=4, frames_per_episode=64, policy="sticky", splits="train=4",
+                    seed=1, progress=False)
+    groups = result.manifest["env"]["action_groups"]
+    assert groups == procgen_action_groups() and set(groups) == {"left", "right", "jump", "stay"}
+    assert sorted(i for g in groups.values() for i in g) == list(range(15))
+    allowed = {PROCGEN_COMBOS.index(c) for c in PROCGEN_STICKY_WEIGHTS}
+    runs = []
+    for _, actions, _ in _frames_and_episodes(tmp_path / "s", "train"):
+        acts = actions[:-1]
+        assert set(acts.tolist()) <= allowed
+        changes = np.flatnonzero(np.diff(acts)) + 1
+        runs += np.diff(np.concatenate([[0], changes, [len(acts)]])).tolist()
+    assert np.mean(runs) > STICKY_MEAN_HOLD / 2  # held for several steps at a time

@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--episodes", type=int, default=None,
                         help="total episodes over all splits (optional when --splits gives counts)")
     parser.add_argument("--frames-per-episode", type=int, default=500, help="most frames of one episode (default 500)")
-    parser.add_argument("--policy", default="biased", help="random, biased or scripted (default biased)")
+    parser.add_argument("--policy", default="biased", help="random, biased, sticky or scripted (default biased)")
     parser.add_argument("--image-size", default="64", help="stored frame size: S or HxW (default 64)")
     parser.add_argument("--splits", default="train=0.8,val=0.1,test=0.1",
                         help="fractions or episode counts per split; each split gets its own level seeds "

@@ -18,6 +18,10 @@ Policies, by name:
   the other combinations, so every kind of motion appears in the data. MiniGrid: mostly
   ``forward``. Other gymnasium environments: *sticky* random actions (the previous action is
   repeated with probability 0.8), which gives longer, more coherent motions than ``random``.
+* ``sticky``: one of the actions that visibly do something, *held* for a random number of steps
+  (geometric, mean :data:`STICKY_MEAN_HOLD`), so a motion outlasts the game's inertia and each
+  stretch of frames shows what its action does. Procgen: walk left, walk right, jump in place,
+  jump left, jump right, stand still. Gymnasium: any action.
 * ``scripted``: a simple controller. Procgen: run right, jump in bursts and whenever the view
   stops scrolling (a wall or crate ahead); finishes many CoinRun levels. MiniGrid: walk
   greedily toward the goal square. Not available for other environments.
@@ -67,14 +71,24 @@ __all__ = [
     "get_recorder",
     "parse_splits",
     "plan_splits",
+    "procgen_action_groups",
     "record",
     "resize_frames",
 ]
 
-POLICIES: tuple[str, ...] = ("random", "biased", "scripted")
+POLICIES: tuple[str, ...] = ("random", "biased", "sticky", "scripted")
 """Built-in policy names (which of them an environment supports: :meth:`Recorder.policies`)."""
 
 DEFAULT_SPLITS = "train=0.8,val=0.1,test=0.1"
+
+STICKY_MEAN_HOLD = 8.0
+"""Mean number of steps the ``sticky`` policy holds an action (geometric distribution)."""
+
+PROCGEN_STICKY_WEIGHTS: dict[tuple[str, ...], float] = {
+    ("RIGHT",): 0.25, ("RIGHT", "UP"): 0.2, ("LEFT",): 0.2, ("LEFT", "UP"): 0.1, ("UP",): 0.1, (): 0.15,
+}  # fmt: skip
+"""The ``sticky`` policy's Procgen button combinations and how often each is chosen (more right than
+left, so the agent still gets through levels)."""
 
 
 # ---------------------------------------------------------------------------------------- splits
@@ -404,6 +418,27 @@ PROCGEN_COMBOS: tuple[tuple[str, ...], ...] = (
 installed procgen when an environment is created."""
 
 
+def procgen_action_groups(combos: tuple[tuple[str, ...], ...] | list[tuple[str, ...]] = PROCGEN_COMBOS) -> dict[str, list[int]]:
+    """Procgen's actions grouped by what they visibly do in a platformer such as CoinRun.
+
+    ``jump``: any combination with ``UP`` (a jump, possibly to a side); ``left`` / ``right``: the
+    other combinations with ``LEFT`` / ``RIGHT``; ``stay``: the rest (no-op, ``DOWN`` and the
+    letter keys, which CoinRun ignores). Written to the manifest as ``env.action_groups``, so an
+    evaluation can score latent actions against these groups as well as against the raw actions.
+    """
+    groups: dict[str, list[int]] = {"left": [], "right": [], "jump": [], "stay": []}
+    for index, combo in enumerate(combos):
+        if "UP" in combo:
+            groups["jump"].append(index)
+        elif "LEFT" in combo:
+            groups["left"].append(index)
+        elif "RIGHT" in combo:
+            groups["right"].append(index)
+        else:
+            groups["stay"].append(index)
+    return groups
+
+
 def _import_procgen():
     try:
         import procgen
@@ -465,6 +500,7 @@ class ProcgenRecorder(Recorder):
             "options": {"distribution_mode": self.distribution_mode, **self.options},
             "num_actions": len(self.combos),
             "action_names": ["+".join(c) or "NOOP" for c in self.combos],
+            "action_groups": procgen_action_groups(self.combos),
         }
 
     def _policy(self, policy: str | Callable[..., Any], n: int, rng: np.random.Generator) -> Callable[..., np.ndarray]:
@@ -490,6 +526,18 @@ class ProcgenRecorder(Recorder):
                 return held["action"]
 
             return biased
+        if policy == "sticky":
+            combos = [index[c] for c in PROCGEN_STICKY_WEIGHTS]
+            weights = np.array(list(PROCGEN_STICKY_WEIGHTS.values()))
+            weights = weights / weights.sum()
+            current = {"action": rng.choice(combos, size=n, p=weights)}
+
+            def sticky(obs: np.ndarray, first: np.ndarray) -> np.ndarray:
+                change = (rng.random(n) < 1.0 / STICKY_MEAN_HOLD) | first
+                current["action"] = np.where(change, rng.choice(combos, size=n, p=weights), current["action"])
+                return current["action"]
+
+            return sticky
         # scripted: run right; jump for 6 of every 16 steps and whenever the view stopped moving
         state = {"prev": None, "t": np.zeros(n, np.int64)}
 
@@ -707,7 +755,7 @@ class GymRecorder(Recorder):
     def policies(self) -> tuple[str, ...]:
         if not self.discrete:
             return ("random",)
-        return POLICIES if self.minigrid else ("random", "biased")
+        return POLICIES if self.minigrid else ("random", "biased", "sticky")
 
     def env_metadata(self) -> dict[str, Any]:
         return {
@@ -737,6 +785,8 @@ class GymRecorder(Recorder):
                 weights /= weights.sum()
                 return lambda env, frame: int(rng.choice(n, p=weights))
             return _StickyRandom(n, rng)
+        if policy == "sticky":
+            return _StickyRandom(n, rng, repeat=1.0 - 1.0 / STICKY_MEAN_HOLD)
         return _MiniGridGoalSeeker(rng)
 
     def _episodes(

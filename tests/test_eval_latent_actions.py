@@ -122,3 +122,44 @@ def test_latent_action_metrics_on_clips() -> None:
     json.dumps(metrics.to_dict())
     with pytest.raises(ValueError, match="at least 2 clips"):
         latent_action_metrics(latent[:1], true[:1], 8, 5)
+
+
+# ---------------------------------------------------------------------------------------- few labels, linear probe
+def test_collapse_actions_groups_raw_actions_and_keeps_unknown() -> None:
+    from worldmodels.eval import collapse_actions
+
+    true = torch.tensor([[0, 1, 2, -1], [3, 3, 0, 2]])
+    out = collapse_actions(true, [[0, 1], [2], [3]])
+    assert out.tolist() == [[0, 0, 1, -1], [2, 2, 0, 1]]
+    with pytest.raises(ValueError, match="no action group"):
+        collapse_actions(true, [[0, 1], [2]])
+    with pytest.raises(ValueError, match="two action groups"):
+        collapse_actions(true, [[0, 1], [1, 2], [3]])
+
+
+def test_few_label_accuracy_rises_with_labels_and_is_perfect_for_a_renaming() -> None:
+    from worldmodels.eval import few_label_accuracy
+
+    g = torch.Generator().manual_seed(0)
+    true = torch.randint(0, 4, (2000,), generator=g)
+    latent = torch.tensor([2, 0, 3, 1])[true]  # a renaming: one label per latent action suffices
+    noisy = torch.where(torch.rand(2000, generator=g) < 0.3, torch.randint(0, 4, (2000,), generator=g), latent)
+    exact = few_label_accuracy(latent[:1000], true[:1000], latent[1000:], true[1000:], 4, 4, counts=(50, None))
+    assert exact["accuracy"] == [1.0, 1.0] and exact["counts"] == [50, 1000]
+    curve = few_label_accuracy(noisy[:1000], true[:1000], noisy[1000:], true[1000:], 4, 4, counts=(2, 10, 200))
+    assert curve["accuracy"][0] < curve["accuracy"][1] <= curve["accuracy"][2] + 1e-9
+    assert 0.7 < curve["accuracy"][2] < 0.85 and curve["chance_accuracy"] < 0.35
+
+
+def test_linear_probe_reads_a_linearly_coded_action_and_not_noise() -> None:
+    from worldmodels.eval import linear_probe
+
+    g = torch.Generator().manual_seed(0)
+    true = torch.randint(0, 3, (600,), generator=g)
+    centres = torch.tensor([[2.0, 0.0], [0.0, 2.0], [-2.0, -2.0]])
+    vectors = centres[true] + 0.3 * torch.randn(600, 2, generator=g)
+    good = linear_probe(vectors[:300], true[:300], vectors[300:], true[300:], 3)
+    assert good["accuracy"] > 0.97 and good["dim"] == 2
+    noise = torch.randn(600, 2, generator=g)
+    bad = linear_probe(noise[:300], true[:300], noise[300:], true[300:], 3)
+    assert bad["accuracy"] < 0.5

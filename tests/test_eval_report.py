@@ -22,6 +22,7 @@ from worldmodels.data.synthetic import ACTION_NAMES, moving_sprites
 from worldmodels.eval import FVDResult, psnr
 from worldmodels.eval.report import (
     FIGURE_FILES,
+    LATENT_FIGURE_PROMPTS,
     EvalReport,
     evaluate,
     ground_truth_metrics,
@@ -197,7 +198,8 @@ def test_pictures_open_and_have_the_expected_grids(evaluated, sprite_data: Path)
         assert np.array_equal(pixels[y0 : y0 + 16 * scale, x0 : x0 + 16 * scale], real)
 
     layout = report.figure_layouts["latent_actions.png"]
-    assert (layout["rows"], layout["cols"]) == (4, LATENT_STEPS + 1)  # one row per latent action
+    prompts = min(LATENT_FIGURE_PROMPTS, report.settings["num_clips"])
+    assert (layout["rows"], layout["cols"]) == (4, prompts * (LATENT_STEPS + 1))  # a row per latent, a group per prompt
     with Image.open(out / "latent_actions.png") as image:
         assert list(image.size) == layout["size"]
         pixels = np.asarray(image.convert("RGB"))
@@ -371,5 +373,6 @@ def test_genie_tiny_evaluates_end_to_end(tmp_path: Path) -> None:
                       model_overrides={"sampler": {"steps": 2}}, figure_clips=1, latent_steps=2)
     data = json.loads((tmp_path / "out" / "report.json").read_text())
     assert data["controllability"]["at_paper_t"]["t"] == 4 and data["headline"]["delta_psnr_t4"] is not None
-    assert data["codebooks"]["tokenizer"]["num_codes"] == 512 and data["latent_actions"]["num_actions"] == 8
+    assert data["codebooks"]["tokenizer"]["num_codes"] == model.tokenizer.vocab_size
+    assert data["latent_actions"]["num_actions"] == 8
     assert report.figure_layouts["latent_actions.png"]["rows"] == 8

@@ -16,7 +16,7 @@ them scores 0. The paper reports ``t = 4``; :class:`ControllabilityResult` keeps
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -113,16 +113,23 @@ def _model_device(model: object, fallback: torch.device) -> torch.device:
     return fallback
 
 
-def _batches(clips: Tensor | Iterable[Tensor]) -> Iterable[Tensor]:
+def _batches(clips: Tensor | Iterable[Tensor] | Iterable[Mapping[str, Tensor]]) -> Iterable[Any]:
     if isinstance(clips, Tensor):
         return [clips]
     return clips
 
 
+def _video_and_actions(batch: Any) -> tuple[Tensor, Tensor | None]:
+    """A batch is a video tensor, or a dict with ``video`` and optionally the recorded ``actions``."""
+    if isinstance(batch, Mapping):
+        return batch["video"], batch.get("actions")
+    return batch, None
+
+
 @torch.no_grad()
 def delta_psnr(
     model: ControllableModel,
-    clips: Tensor | Iterable[Tensor],
+    clips: Tensor | Iterable[Tensor] | Iterable[Mapping[str, Tensor]],
     *,
     horizon: int | None = None,
     seed: int = 0,
@@ -132,7 +139,8 @@ def delta_psnr(
     """Delta_t PSNR of a world model on held-out clips.
 
     For every clip the model generates ``N`` frames from the real first frame twice, with the
-    latent actions it infers from the real clip and with uniformly random latent actions; both
+    actions it infers from the real clip (for a recorded-action model: the recorded actions,
+    which the batches must then carry) and with uniformly random actions; both
     rollouts use the same sampler seed, so the actions are the only difference between them.
     Random actions and sampler seeds come from ``seed``, so a call is reproducible. The model is
     put in eval mode for the call and its mode restored afterwards. ``infer_actions`` sees the
@@ -141,7 +149,8 @@ def delta_psnr(
 
     Shapes:
         ``clips``: ``B T C H W`` in ``[0, data_range]`` (or an iterable of such batches, e.g.
-        ``(batch["video"] for batch in loader)``), ``T >= N + 1``.
+        ``(batch["video"] for batch in loader)``, or of dicts with ``video`` and the recorded
+        ``actions`` ``B T-1``, e.g. the loader's batches themselves), ``T >= N + 1``.
 
     Args:
         model: a :class:`worldmodels.WorldModel` (or anything with ``num_actions``,
@@ -169,7 +178,8 @@ def delta_psnr(
     if isinstance(model, nn.Module):
         model.eval()
     try:
-        for batch_index, video in enumerate(_batches(clips)):
+        for batch_index, batch in enumerate(_batches(clips)):
+            video, recorded = _video_and_actions(batch)
             if max_clips is not None and seen >= max_clips:
                 break
             check_video(video, "clips", min_frames=2)
@@ -182,10 +192,18 @@ def delta_psnr(
                 )
             if max_clips is not None:
                 video = video[: max_clips - seen]
+                recorded = recorded[: max_clips - seen] if recorded is not None else None
             video = video[:, : horizon + 1].to(_model_device(model, video.device))
             b = video.shape[0]
-
-            inferred_BN = model.infer_actions(video).long()
+            if getattr(getattr(model, "action_model", None), "uses_recorded_actions", False):
+                if recorded is None:
+                    raise ValueError(
+                        "This model is conditioned on recorded actions: pass batches as dicts with 'video' and "
+                        "'actions' (B T-1), e.g. the data loader's batches."
+                    )
+                inferred_BN = model.infer_actions(video, recorded[:, :horizon].to(video.device)).long()  # type: ignore[call-arg]
+            else:
+                inferred_BN = model.infer_actions(video).long()
             if inferred_BN.shape != (b, horizon):
                 raise ValueError(
                     f"model.infer_actions(video of shape {tuple(video.shape)}) returned shape "

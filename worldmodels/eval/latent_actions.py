@@ -12,11 +12,19 @@ Inputs are matching index tensors: the latent action a model infers for each tra
   entropy near 0),
 * the accuracy of a many-to-one probe (each latent action predicts the true action it most
   often co-occurs with), fitted on one split of clips and scored on another, next to the
-  accuracy of always predicting the most frequent true action (the chance baseline).
+  accuracy of always predicting the most frequent true action (the chance baseline);
+* the paper's few-label mapping (Genie, appendix E): with only ``K`` labelled transitions, map
+  each latent action to a true action by majority vote and score the mapping on held-out
+  transitions, as a curve of accuracy against ``K`` (:func:`few_label_accuracy`);
+* a linear probe from the continuous latent vector to the true action (multinomial logistic
+  regression fitted on one split, scored on another; :func:`linear_probe`);
+* every metric also on *collapsed* true actions (:func:`collapse_actions`): raw controller
+  actions grouped by what they visibly do (CoinRun: left, right, jump, stay).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -321,13 +329,173 @@ def latent_action_metrics(
     )
 
 
+def collapse_actions(true: Tensor, groups: Sequence[Sequence[int]]) -> Tensor:
+    """Map raw true actions to groups (``-1`` stays unknown).
+
+    Shapes:
+        ``true``: ``...`` int64 -> ``...`` int64 in ``[0, len(groups))`` or ``-1``.
+
+    Args:
+        true: raw action indices.
+        groups: for each group, the raw actions it contains (every raw action at most once).
+
+    Raises:
+        ValueError: when a raw action appears in two groups, or a known action in none.
+    """
+    lookup: dict[int, int] = {}
+    for g, members in enumerate(groups):
+        for raw in members:
+            if int(raw) in lookup:
+                raise ValueError(f"Raw action {raw} is in two action groups ({lookup[int(raw)]} and {g}).")
+            lookup[int(raw)] = g
+    size = max([*lookup, int(true.max()) if true.numel() else 0]) + 1
+    table = torch.full((size,), -2, dtype=torch.int64)
+    for raw, g in lookup.items():
+        table[raw] = g
+    out = torch.where(true >= 0, table[true.clamp_min(0).long()], torch.full_like(true, -1, dtype=torch.int64))
+    missing = sorted({int(v) for v in true[(out == -2)].tolist()})
+    if missing:
+        raise ValueError(f"Raw actions {missing} belong to no action group; every known action needs one.")
+    return out
+
+
+def few_label_accuracy(
+    latent_pool: Tensor,
+    true_pool: Tensor,
+    latent_score: Tensor,
+    true_score: Tensor,
+    num_latent: int,
+    num_true: int,
+    *,
+    counts: Sequence[int | None] = (10, 50, 200, None),
+    draws: int = 20,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The paper's few-label mapping: accuracy against the number ``K`` of labelled transitions.
+
+    For each ``K``, ``draws`` times: take ``K`` transitions of the labelled pool at random, map each
+    latent action to the true action it co-occurs with most often among them (a latent action the
+    ``K`` labels never show maps to their most frequent true action), and score the mapping on the
+    scored transitions. ``None`` in ``counts`` means the whole pool (one draw); a ``K`` larger than
+    the pool is left out (listed in ``skipped_counts``), never silently shrunk.
+
+    Shapes:
+        ``latent_pool, true_pool``: ``M`` (labelled, flat); ``latent_score, true_score``: ``S``.
+
+    Returns:
+        ``{"counts": [...], "accuracy": [mean per K], "accuracy_std": [...], "chance_accuracy",
+        "draws", "skipped_counts", "num_pool", "num_scored"}``; ``chance_accuracy`` is the accuracy of always
+        predicting the pool's most frequent true action.
+    """
+    pool_l = _flat_labels(latent_pool, num_latent, "latent_pool")
+    pool_t = _flat_labels(true_pool, num_true, "true_pool")
+    score_l = _flat_labels(latent_score, num_latent, "latent_score")
+    score_t = _flat_labels(true_score, num_true, "true_score")
+    if pool_l.numel() != pool_t.numel() or score_l.numel() != score_t.numel():
+        raise ValueError("latent and true actions must label the same transitions.")
+    if pool_l.numel() == 0 or score_l.numel() == 0:
+        raise ValueError("few_label_accuracy needs labelled transitions in both the pool and the scored set.")
+    generator = torch.Generator().manual_seed(seed)
+    used_counts, means, stds, skipped = [], [], [], []
+    for k in counts:
+        if k is not None and int(k) > pool_l.numel():
+            skipped.append(int(k))
+            continue
+        k_eff = pool_l.numel() if k is None else int(k)
+        n_draws = 1 if k_eff == pool_l.numel() else draws
+        accuracies = []
+        for _ in range(n_draws):
+            pick = torch.randperm(pool_l.numel(), generator=generator)[:k_eff]
+            mapping = fit_majority_probe(pool_l[pick], pool_t[pick], num_latent, num_true)
+            accuracies.append(float((mapping[score_l] == score_t).double().mean()))
+        values = torch.tensor(accuracies, dtype=torch.float64)
+        used_counts.append(k_eff)
+        means.append(float(values.mean()))
+        stds.append(float(values.std(correction=1)) if len(accuracies) > 1 else 0.0)
+    majority = int(torch.bincount(pool_t, minlength=num_true).argmax())
+    return {
+        "counts": used_counts,
+        "accuracy": means,
+        "accuracy_std": stds,
+        "chance_accuracy": float((score_t == majority).double().mean()),
+        "draws": draws,
+        "skipped_counts": skipped,
+        "num_pool": int(pool_l.numel()),
+        "num_scored": int(score_l.numel()),
+    }
+
+
+def linear_probe(
+    vectors_fit: Tensor,
+    true_fit: Tensor,
+    vectors_score: Tensor,
+    true_score: Tensor,
+    num_true: int,
+    *,
+    steps: int = 300,
+    weight_decay: float = 1e-3,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Multinomial logistic regression from latent vectors to true actions, scored on held-out ones.
+
+    Features are standardised with the fit split's mean and deviation; the model is fitted by
+    full-batch L-BFGS on the cross-entropy plus an L2 penalty (deterministic for a given seed).
+
+    Shapes:
+        ``vectors_fit``: ``M D`` float, ``true_fit``: ``M``; ``vectors_score``: ``S D``, ``true_score``: ``S``.
+
+    Returns:
+        ``{"accuracy", "chance_accuracy", "num_fit", "num_scored", "dim"}``; ``chance_accuracy``
+        always predicts the fit split's most frequent true action.
+    """
+    if vectors_fit.ndim != 2 or vectors_score.ndim != 2 or vectors_fit.shape[1] != vectors_score.shape[1]:
+        raise ValueError(
+            f"linear_probe needs M D and S D vectors, got {tuple(vectors_fit.shape)} and {tuple(vectors_score.shape)}."
+        )
+    fit_t = _flat_labels(true_fit, num_true, "true_fit")
+    score_t = _flat_labels(true_score, num_true, "true_score")
+    if fit_t.numel() != vectors_fit.shape[0] or score_t.numel() != vectors_score.shape[0]:
+        raise ValueError("linear_probe needs one true action per latent vector.")
+    x_fit = vectors_fit.detach().to("cpu", torch.float64)
+    x_score = vectors_score.detach().to("cpu", torch.float64)
+    mean, std = x_fit.mean(0), x_fit.std(0, correction=0).clamp_min(1e-8)
+    x_fit, x_score = (x_fit - mean) / std, (x_score - mean) / std
+    generator = torch.Generator().manual_seed(seed)
+    weight = (torch.randn(x_fit.shape[1], num_true, generator=generator, dtype=torch.float64) * 0.01)
+    weight.requires_grad_()
+    bias = torch.zeros(num_true, dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure() -> Tensor:
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(x_fit @ weight + bias, fit_t) + weight_decay * weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimizer.step(closure)
+    with torch.no_grad():
+        predicted = (x_score @ weight + bias).argmax(-1)
+    majority = int(torch.bincount(fit_t, minlength=num_true).argmax())
+    return {
+        "accuracy": float((predicted == score_t).double().mean()),
+        "chance_accuracy": float((score_t == majority).double().mean()),
+        "num_fit": int(fit_t.numel()),
+        "num_scored": int(score_t.numel()),
+        "dim": int(x_fit.shape[1]),
+    }
+
+
 __all__ = [
     "LatentActionMetrics",
     "ProbeResult",
     "action_usage",
+    "collapse_actions",
     "contingency_table",
+    "few_label_accuracy",
     "fit_majority_probe",
     "latent_action_metrics",
+    "linear_probe",
     "nmi_from_table",
     "normalized_mutual_information",
     "probe_accuracy",

@@ -49,7 +49,14 @@ from worldmodels.eval.codebook import CodebookStats, codebook_stats
 from worldmodels.eval.controllability import ControllabilityResult, delta_psnr
 from worldmodels.eval.fvd import I3D_INPUT_SIZE, FVDResult, compute_fvd
 from worldmodels.eval.image_metrics import psnr, ssim
-from worldmodels.eval.latent_actions import contingency_table, nmi_from_table, probe_accuracy
+from worldmodels.eval.latent_actions import (
+    collapse_actions,
+    contingency_table,
+    few_label_accuracy,
+    linear_probe,
+    nmi_from_table,
+    probe_accuracy,
+)
 from worldmodels.world_model import WorldModel
 
 if TYPE_CHECKING:
@@ -175,6 +182,11 @@ class _Clips:
     num_true_actions: int | None
     action_names: list[str] | None
     description: str
+    action_groups: dict[str, list[int]] | None = None
+
+
+LATENT_FIGURE_PROMPTS = 3
+"""Prompts each latent action is rolled from in ``latent_actions.png``."""
 
 
 def spread_indices(total: int, count: int) -> list[int]:
@@ -185,6 +197,29 @@ def spread_indices(total: int, count: int) -> list[int]:
     """
     count = min(count, total)
     return [(i * total) // count for i in range(count)]
+
+
+def _dataset_action_groups(dataset: Any, names: list[str] | None) -> dict[str, list[int]] | None:
+    """The visible groups of the true actions (``env.action_groups`` of the manifests), if they agree.
+
+    Procgen data sets recorded before the manifest carried groups get them from their action
+    names (:func:`~worldmodels.data.recorders.procgen_action_groups`).
+    """
+    from worldmodels.data.clips import ClipDataset
+
+    groups = getattr(dataset, "action_groups", None)
+    if isinstance(dataset, ClipDataset):
+        found = {json.dumps(m.get("env", {}).get("action_groups"), sort_keys=True) for m in dataset.manifests}
+        groups = json.loads(found.pop()) if len(found) == 1 else None
+        kinds = {m.get("env", {}).get("kind") for m in dataset.manifests}
+        if groups is None and kinds == {"procgen"} and names is not None:
+            from worldmodels.data.recorders import PROCGEN_COMBOS, procgen_action_groups
+
+            if names == ["+".join(c) or "NOOP" for c in PROCGEN_COMBOS]:
+                groups = procgen_action_groups()
+    if not isinstance(groups, Mapping) or not groups:
+        return None
+    return {str(k): [int(i) for i in v] for k, v in groups.items()}
 
 
 def _dataset_action_info(dataset: Any) -> tuple[int | None, list[str] | None]:
@@ -263,7 +298,8 @@ def _load_clips(
             f"'actions' of {description} must have T-1 = {t - 1} entries per clip, got {tuple(true_NT.shape)}."
         )
     num_true, names = _dataset_action_info(dataset)
-    return _Clips(video_NTCHW, true_NT, indices, len(dataset), num_true, names, description)
+    groups = _dataset_action_groups(dataset, names)
+    return _Clips(video_NTCHW, true_NT, indices, len(dataset), num_true, names, description, groups)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -340,19 +376,24 @@ def ground_truth_metrics(
     num_true: int | None = None,
     *,
     action_names: Sequence[str] | None = None,
+    action_groups: Mapping[str, Sequence[int]] | None = None,
+    vectors: Tensor | None = None,
     fit_fraction: float = 0.5,
     random_trials: int = 100,
+    few_label_counts: Sequence[int | None] = (10, 50, 200, None),
+    few_label_draws: int = 20,
     seed: int = 0,
 ) -> dict[str, Any]:
     """Latent actions against true actions, on the transitions whose true action is known.
 
     Unlike :func:`~worldmodels.eval.latent_actions.latent_action_metrics` this accepts unknown
     true actions (``-1``, e.g. across a ``frame_skip`` that spans several actions) and leaves
-    those transitions out. The probe is fitted on the first ``fit_fraction`` of the clips and
+    those transitions out. Every probe is fitted on the first ``fit_fraction`` of the clips and
     scored on the rest (so the transitions of one clip stay on one side).
 
     Shapes:
-        ``latent, true``: ``N T-1`` int64 (``true`` ``-1`` where unknown).
+        ``latent, true``: ``N T-1`` int64 (``true`` ``-1`` where unknown); ``vectors``:
+        ``N T-1 D`` float (the continuous latents, for the linear probe).
 
     Args:
         latent: inferred latent actions.
@@ -360,18 +401,25 @@ def ground_truth_metrics(
         num_latent: ``A``.
         num_true: ``K`` (default: the number of ``action_names``, else the largest true action + 1).
         action_names: names of the ``K`` true actions (default: their indices).
-        fit_fraction: share of the clips the probe is fitted on, in ``(0, 1)``.
+        action_groups: visible groups of the true actions, name -> raw actions (CoinRun:
+            ``left``, ``right``, ``jump``, ``stay``); every metric is repeated on them under ``collapsed``.
+        vectors: continuous latent vectors of the transitions; adds the linear probe.
+        fit_fraction: share of the clips the probes are fitted on, in ``(0, 1)``.
         random_trials: shuffles of the random-assignment NMI baseline.
-        seed: seed of the shuffles.
+        few_label_counts: ``K`` values of the few-label mapping (``None``: every fit transition).
+        few_label_draws: random draws of the ``K`` labelled transitions per ``K``.
+        seed: seed of the shuffles and draws.
 
     Returns:
         A JSON-ready dict. ``available`` is ``False`` (with a ``reason``) when no transition has a
         true action; otherwise it holds ``nmi``, ``nmi_random`` (:func:`random_nmi_baseline`),
         ``contingency_table`` (``A x K``, rows latent actions, columns true actions),
-        ``action_names``, ``num_labelled_transitions`` and ``probe`` (accuracy, chance accuracy,
-        the latent -> true mapping, how often each latent action occurred in the fit clips
-        (``latent_fit_counts``; an unseen one maps to the most frequent true action), or
-        ``available: False`` with a reason).
+        ``action_names``, ``num_labelled_transitions``, ``probe`` (the majority mapping fitted on
+        all fit clips: accuracy, chance accuracy, the latent -> true mapping, how often each latent
+        action occurred in the fit clips; or ``available: False`` with a reason), ``few_label``
+        (:func:`~worldmodels.eval.latent_actions.few_label_accuracy`), ``linear_probe``
+        (with ``vectors``; :func:`~worldmodels.eval.latent_actions.linear_probe`) and, with
+        ``action_groups``, ``collapsed``: the same on the groups.
 
     Raises:
         ValueError: for mismatched shapes, or true actions outside ``[0, num_true)``.
@@ -380,6 +428,8 @@ def ground_truth_metrics(
         raise ValueError(
             f"latent and true actions must both be shaped N T-1, got {tuple(latent.shape)} and {tuple(true.shape)}."
         )
+    if vectors is not None and tuple(vectors.shape[:2]) != tuple(latent.shape):
+        raise ValueError(f"vectors must be shaped N T-1 D like the actions, got {tuple(vectors.shape)}.")
     latent = latent.cpu().long()
     true = true.cpu().long()
     known = true >= 0
@@ -387,7 +437,7 @@ def ground_truth_metrics(
         return {
             "available": False,
             "reason": "the data has no true actions (video files, or a recording without actions), so NMI, the "
-            "contingency table and the probe cannot be measured",
+            "contingency table and the probes cannot be measured",
         }
     largest = int(true[known].max())
     if num_true is None:
@@ -401,10 +451,40 @@ def ground_truth_metrics(
     names = [str(n) for n in action_names] if action_names is not None else [str(k) for k in range(num_true)]
     if len(names) != num_true:
         raise ValueError(f"Got {len(names)} action names for {num_true} true actions.")
+    if not 0.0 < fit_fraction < 1.0:
+        raise ValueError(f"fit_fraction must lie strictly between 0 and 1, got {fit_fraction}.")
+    settings = dict(vectors=vectors, fit_fraction=fit_fraction, random_trials=random_trials,
+                    few_label_counts=few_label_counts, few_label_draws=few_label_draws, seed=seed)
+    out = {"available": True, "num_true_actions": num_true,
+           **_label_metrics(latent, true, num_latent, num_true, names, **settings)}
+    if action_groups:
+        group_names = list(action_groups)
+        collapsed = collapse_actions(true, [list(action_groups[g]) for g in group_names])
+        out["collapsed"] = {
+            "groups": {g: [names[int(k)] for k in action_groups[g]] for g in group_names},
+            **_label_metrics(latent, collapsed, num_latent, len(group_names), group_names, **settings),
+        }
+    return out
+
+
+def _label_metrics(
+    latent: Tensor,
+    true: Tensor,
+    num_latent: int,
+    num_true: int,
+    names: list[str],
+    *,
+    vectors: Tensor | None,
+    fit_fraction: float,
+    random_trials: int,
+    few_label_counts: Sequence[int | None],
+    few_label_draws: int,
+    seed: int,
+) -> dict[str, Any]:
+    """NMI, table, majority probe, few-label curve and linear probe of one labelling (see :func:`ground_truth_metrics`)."""
+    known = true >= 0
     table_AK = contingency_table(latent[known], true[known], num_latent, num_true)
     out: dict[str, Any] = {
-        "available": True,
-        "num_true_actions": num_true,
         "action_names": names,
         "num_labelled_transitions": int(known.sum()),
         "nmi": nmi_from_table(table_AK),
@@ -414,31 +494,39 @@ def ground_truth_metrics(
         "contingency_table": table_AK.tolist(),
     }
     num_clips = latent.shape[0]
-    if not 0.0 < fit_fraction < 1.0:
-        raise ValueError(f"fit_fraction must lie strictly between 0 and 1, got {fit_fraction}.")
+    unavailable = None
     if num_clips < 2:
-        out["probe"] = {"available": False, "reason": "the probe needs at least 2 clips (one to fit, one to score)"}
-        return out
-    num_fit = min(max(round(fit_fraction * num_clips), 1), num_clips - 1)
+        unavailable = "the probes need at least 2 clips (one to fit, one to score)"
+    num_fit = min(max(round(fit_fraction * num_clips), 1), max(num_clips - 1, 1))
     fit, score = known[:num_fit], known[num_fit:]
-    if not bool(fit.any()) or not bool(score.any()):
-        out["probe"] = {
-            "available": False,
-            "reason": f"no labelled transitions in the {'fit' if not bool(fit.any()) else 'scored'} clips",
-        }
+    if unavailable is None and (not bool(fit.any()) or not bool(score.any())):
+        unavailable = f"no labelled transitions in the {'fit' if not bool(fit.any()) else 'scored'} clips"
+    if unavailable is not None:
+        for key in ("probe", "few_label", "linear_probe"):
+            out[key] = {"available": False, "reason": unavailable}
         return out
-    probe = probe_accuracy(
-        latent[:num_fit][fit], true[:num_fit][fit], latent[num_fit:][score], true[num_fit:][score], num_latent, num_true
-    )
-    fit_counts = torch.bincount(latent[:num_fit][fit], minlength=num_latent)
+    l_fit, t_fit = latent[:num_fit][fit], true[:num_fit][fit]
+    l_score, t_score = latent[num_fit:][score], true[num_fit:][score]
+    probe = probe_accuracy(l_fit, t_fit, l_score, t_score, num_latent, num_true)
     out["probe"] = {
         "available": True,
         **probe.to_dict(),
         "mapping_names": [names[k] for k in probe.mapping.tolist()],
-        "latent_fit_counts": fit_counts.tolist(),
+        "latent_fit_counts": torch.bincount(l_fit, minlength=num_latent).tolist(),
         "fit_clips": num_fit,
         "scored_clips": num_clips - num_fit,
     }
+    out["few_label"] = {"available": True, **few_label_accuracy(
+        l_fit, t_fit, l_score, t_score, num_latent, num_true, counts=few_label_counts, draws=few_label_draws,
+        seed=seed,
+    )}
+    if vectors is None:
+        out["linear_probe"] = {"available": False, "reason": "no latent vectors given"}
+    else:
+        v = vectors.detach().cpu()
+        out["linear_probe"] = {"available": True, **linear_probe(
+            v[:num_fit][fit], t_fit, v[num_fit:][score], t_score, num_true, seed=seed
+        )}
     return out
 
 
@@ -743,7 +831,7 @@ def draw_curve(
         tick += step
     x_step = max(1, math.ceil(_nice_step(x_max - x_min, 10))) if len(xs) > 1 else 1
     for value in xs:
-        if (value - xs[0]) % x_step:
+        if len(xs) > 12 and (value - xs[0]) % x_step:  # few points: label each, wherever it lies
             continue
         xx = px(value)
         draw.line([(xx, bottom), (xx, bottom + 5)], fill=_BLACK)
@@ -830,6 +918,26 @@ def _md_cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def controllability_summary(result: ControllabilityResult) -> dict[str, Any]:
+    """Delta_t PSNR per ``t``, at the paper's ``t = 4``, and its mean over ``t`` with spread (JSON-ready)."""
+    at_paper = None
+    if result.horizon >= PAPER_T:
+        i = PAPER_T - 1
+        at_paper = {
+            "t": PAPER_T,
+            "mean": float(result.delta_psnr_t[i]),
+            "std": float(result.delta_psnr_std_t[i]),
+            "sem": float(result.delta_psnr_sem_t[i]),
+            "n": result.num_clips,
+        }
+    return {
+        **result.to_dict(),
+        "t": list(range(1, result.horizon + 1)),
+        "at_paper_t": at_paper,
+        "mean_over_t": _spread(result.delta_psnr_per_clip.mean(dim=1)),
+    }
+
+
 @dataclass
 class EvalReport:
     """Everything :func:`evaluate` measured, with the settings that produced it.
@@ -864,27 +972,35 @@ class EvalReport:
     figures: dict[str, PILImage] = field(default_factory=dict, repr=False)
     figure_layouts: dict[str, dict[str, Any]] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
+    baseline: dict[str, Any] | None = None
+    """The ground-truth-action baseline on the same clips (:func:`evaluate`'s ``baseline``): its
+    ``checkpoint``, ``model_name`` and ``controllability`` (as :meth:`controllability_dict`)."""
 
     # ------------------------------------------------------------------ numbers
+    def latent_names(self) -> list[str] | None:
+        """Each latent action named by the true action it maps to (collapsed groups where the data has them).
+
+        From the majority mapping of the fit clips, with the share of the latent action's
+        transitions that carry that true action: ``"right (71%)"``. ``None`` without ground truth.
+        """
+        truth = self.latent_actions.get("ground_truth", {})
+        if not truth.get("available"):
+            return None
+        source = truth.get("collapsed") or truth
+        table = source["contingency_table"]
+        names = []
+        for row in table:
+            total = sum(row)
+            if not total:
+                names.append("unused")
+                continue
+            top = max(range(len(row)), key=row.__getitem__)
+            names.append(f"{source['action_names'][top]} ({100 * row[top] / total:.0f}%)")
+        return names
+
     def controllability_dict(self) -> dict[str, Any]:
         """Delta_t PSNR per ``t``, at the paper's ``t = 4``, and its mean over ``t`` with spread."""
-        result = self.controllability
-        at_paper = None
-        if result.horizon >= PAPER_T:
-            i = PAPER_T - 1
-            at_paper = {
-                "t": PAPER_T,
-                "mean": float(result.delta_psnr_t[i]),
-                "std": float(result.delta_psnr_std_t[i]),
-                "sem": float(result.delta_psnr_sem_t[i]),
-                "n": result.num_clips,
-            }
-        return {
-            **result.to_dict(),
-            "t": list(range(1, result.horizon + 1)),
-            "at_paper_t": at_paper,
-            "mean_over_t": _spread(result.delta_psnr_per_clip.mean(dim=1)),
-        }
+        return controllability_summary(self.controllability)
 
     def headline(self) -> dict[str, Any]:
         """The headline numbers (flat, JSON-ready), as the table of ``report.md`` shows them."""
@@ -893,6 +1009,15 @@ class EvalReport:
         probe = truth.get("probe", {}) if truth.get("available") else {}
         at_paper = control["at_paper_t"] or {}
         tok, lam = self.codebooks["tokenizer"], self.codebooks["lam"]
+        collapsed = truth.get("collapsed", {}) if truth.get("available") else {}
+        few = collapsed.get("few_label", {}) if collapsed.get("few_label", {}).get("available") else {}
+        few_200 = dict(zip(few.get("counts", []), few.get("accuracy", []))).get(200)
+        linear = truth.get("linear_probe", {}) if truth.get("available") else {}
+        linear_collapsed = collapsed.get("linear_probe", {})
+        t4 = PAPER_T - 1 if self.controllability.horizon >= PAPER_T else None
+        base = (self.baseline or {}).get("controllability", {})
+        base_at = base.get("at_paper_t") or {}
+        fractions = self.latent_actions.get("usage", {}).get("fraction") or []
         return _jsonable(
             {
                 "recon_psnr": self.reconstruction["psnr"]["mean"],
@@ -911,6 +1036,20 @@ class EvalReport:
                 "nmi_random": truth.get("nmi_random", {}).get("mean"),
                 "probe_accuracy": probe.get("accuracy"),
                 "probe_chance": probe.get("chance_accuracy"),
+                "gen_psnr_t4": float(self.controllability.psnr_inferred_t[t4]) if t4 is not None else None,
+                "random_psnr_t4": float(self.controllability.psnr_random_t[t4]) if t4 is not None else None,
+                "nmi_collapsed": collapsed.get("nmi"),
+                "nmi_collapsed_random": collapsed.get("nmi_random", {}).get("mean"),
+                "few_label_k200_collapsed": few_200,
+                "few_label_chance_collapsed": few.get("chance_accuracy"),
+                "linear_probe_accuracy": linear.get("accuracy"),
+                "linear_probe_chance": linear.get("chance_accuracy"),
+                "linear_probe_collapsed_accuracy": linear_collapsed.get("accuracy"),
+                "linear_probe_collapsed_chance": linear_collapsed.get("chance_accuracy"),
+                "latent_min_usage": min(fractions) if fractions else None,
+                "baseline_delta_psnr_t4": base_at.get("mean"),
+                "baseline_delta_psnr_t4_sem": base_at.get("sem"),
+                "baseline_gen_psnr_t4": base["psnr_inferred_t"][t4] if base and t4 is not None else None,
                 "tokenizer_usage": tok.usage,
                 "tokenizer_perplexity": tok.perplexity,
                 "lam_usage": lam.usage,
@@ -943,6 +1082,8 @@ class EvalReport:
                 "notes": self.notes,
                 "figures": self.figure_layouts,
                 "files": self.files,
+                "baseline": self.baseline,
+                "latent_names": self.latent_names(),
             }
         )
 
@@ -982,6 +1123,16 @@ class EvalReport:
                 f"  latent actions   NMI {_fmt(truth['nmi'], 3)} (random {_fmt(truth['nmi_random']['mean'], 3)}); "
                 f"{probe_text}; entropy {_fmt(usage['normalized_entropy'], 2)} of max"
             )
+            if head["nmi_collapsed"] is not None:
+                lines.append(
+                    f"  collapsed        NMI {_fmt(head['nmi_collapsed'], 3)} (random "
+                    f"{_fmt(head['nmi_collapsed_random'], 3)}); few-label K=200 {_fmt(head['few_label_k200_collapsed'], 3)} "
+                    f"vs chance {_fmt(head['few_label_chance_collapsed'], 3)}; linear probe "
+                    f"{_fmt(head['linear_probe_collapsed_accuracy'], 3)}"
+                )
+            names = self.latent_names()
+            if names:
+                lines.append("  latent names     " + ", ".join(f"{a}: {n}" for a, n in enumerate(names)))
         else:
             lines.append(
                 f"  latent actions   entropy {_fmt(usage['normalized_entropy'], 2)} of max; no ground truth "
@@ -992,6 +1143,17 @@ class EvalReport:
             f"  codebooks        tokenizer {tok.num_used}/{tok.num_codes} used, perplexity {_fmt(tok.perplexity, 1)}; "
             f"LAM {lam.num_used}/{lam.num_codes} used, perplexity {_fmt(lam.perplexity, 2)}"
         )
+        if head["gen_psnr_t4"] is not None:
+            lines.append(
+                f"  generated        PSNR at t={PAPER_T} {_fmt(head['gen_psnr_t4'])} dB with the inferred actions, "
+                f"{_fmt(head['random_psnr_t4'])} dB with random ones"
+            )
+        if self.baseline is not None:
+            lines.append(
+                f"  baseline         recorded actions ({self.baseline.get('model_name')}): Delta_t PSNR t={PAPER_T} "
+                f"{_fmt(head['baseline_delta_psnr_t4'])} dB (sem {_fmt(head['baseline_delta_psnr_t4_sem'])}), "
+                f"generated PSNR {_fmt(head['baseline_gen_psnr_t4'])} dB"
+            )
         lines.append(f"  {self.fvd.describe()}")
         lines.append(f"  time             {_fmt(self.timings.get('total'), 1)} s")
         lines.extend(f"  note: {note}" for note in self.notes)
@@ -1038,6 +1200,17 @@ class EvalReport:
             f"| Delta_t PSNR, mean over t=1..{self.controllability.horizon} (dB) | {_fmt(mean_t['mean'])} | "
             f"std {_fmt(mean_t['std'])}, sem {_fmt(mean_t['sem'])} (over clips) | {mean_t['n']} clips |"
         )
+        if head["gen_psnr_t4"] is not None:
+            lines.append(
+                f"| Generated PSNR at t={PAPER_T}, inferred actions (dB) | {_fmt(head['gen_psnr_t4'])} | random "
+                f"actions {_fmt(head['random_psnr_t4'])} | {n} clips |"
+            )
+        if self.baseline is not None:
+            lines.append(
+                f"| Recorded-action baseline: Delta_t PSNR at t={PAPER_T} (dB) | "
+                f"{_fmt(head['baseline_delta_psnr_t4'])} | sem {_fmt(head['baseline_delta_psnr_t4_sem'])}; "
+                f"generated PSNR {_fmt(head['baseline_gen_psnr_t4'])} dB | {n} clips |"
+            )
         if truth.get("available"):
             rnd = truth["nmi_random"]
             lines.append(
@@ -1054,6 +1227,28 @@ class EvalReport:
                 )
             else:
                 lines.append(f"| Probe accuracy | n/a | {_md_cell(probe['reason'])} | |")
+            collapsed = truth.get("collapsed")
+            if collapsed:
+                crnd = collapsed["nmi_random"]
+                lines.append(
+                    f"| Latent-action NMI, collapsed ({', '.join(collapsed['action_names'])}) | "
+                    f"{_fmt(collapsed['nmi'], 4)} | random assignment {_fmt(crnd['mean'], 4)} | "
+                    f"{collapsed['num_labelled_transitions']} transitions |"
+                )
+                if head["few_label_k200_collapsed"] is not None:
+                    lines.append(
+                        f"| Few-label mapping, K=200, collapsed | {_fmt(head['few_label_k200_collapsed'], 4)} | chance "
+                        f"{_fmt(head['few_label_chance_collapsed'], 4)} | "
+                        f"{collapsed['few_label']['num_scored']} scored transitions |"
+                    )
+            linear = truth.get("linear_probe", {})
+            if linear.get("available"):
+                lines.append(
+                    f"| Linear probe (latent vector -> true action) | {_fmt(linear['accuracy'], 4)} | chance "
+                    f"{_fmt(linear['chance_accuracy'], 4)}; collapsed {_fmt(head['linear_probe_collapsed_accuracy'], 4)} "
+                    f"vs {_fmt(head['linear_probe_collapsed_chance'], 4)} | fit {linear['num_fit']} / scored "
+                    f"{linear['num_scored']} |"
+                )
         else:
             lines.append(f"| Latent-action NMI, probe | n/a | {_md_cell(truth['reason'])} | |")
         lines += [
@@ -1088,12 +1283,55 @@ class EvalReport:
                 f"{_fmt(control['psnr_random_t'][i])} |"
             )
 
+        if self.baseline is not None:
+            base = self.baseline["controllability"]
+            lines += [
+                "",
+                "## Latent actions against recorded actions",
+                "",
+                f"The same clips, generated by the recorded-action baseline `{_md_cell(self.baseline.get('checkpoint'))}` "
+                "(the environment's true actions instead of latent ones; random actions drawn from the "
+                "environment's actions). The gap between the two Delta_t PSNR columns is what the latent action "
+                "model loses; the baseline's own value is what the dynamics achieve with perfect actions.",
+                "",
+                "| t | latent: Delta_t PSNR | latent: PSNR inferred | recorded: Delta_t PSNR | recorded: PSNR |",
+                "|---|---|---|---|---|",
+            ]
+            for i, t in enumerate(control["t"]):
+                if i >= len(base["delta_psnr_t"]):
+                    break
+                lines.append(
+                    f"| {t} | {_fmt(control['delta_psnr_t'][i], 3)} | {_fmt(control['psnr_inferred_t'][i])} | "
+                    f"{_fmt(base['delta_psnr_t'][i], 3)} | {_fmt(base['psnr_inferred_t'][i])} |"
+                )
+
         lines += ["", "## Latent actions", ""]
+        names_by_latent = self.latent_names()
         lines.append(
             "Usage per latent action: "
-            + ", ".join(f"{a}: {100 * f:.1f}%" for a, f in enumerate(usage["fraction"]))
+            + ", ".join(
+                f"{a}: {100 * f:.1f}%" + (f" ({names_by_latent[a]})" if names_by_latent else "")
+                for a, f in enumerate(usage["fraction"])
+            )
             + "."
         )
+        if truth.get("available"):
+            for label, source in (("raw actions", truth), ("collapsed actions", truth.get("collapsed"))):
+                few = (source or {}).get("few_label", {})
+                if not few.get("available"):
+                    continue
+                lines += [
+                    "",
+                    f"Few-label mapping on {label} (the paper's appendix E: map each latent action by majority vote "
+                    f"over K labelled transitions of the fit clips, score on the other clips; mean of {few['draws']} "
+                    f"draws): chance (majority class) {_fmt(few['chance_accuracy'], 3)}.",
+                    "",
+                    "| K | " + " | ".join(str(k) for k in few["counts"]) + " |",
+                    "|---" * (len(few["counts"]) + 1) + "|",
+                    "| accuracy | " + " | ".join(
+                        f"{_fmt(a, 3)} ± {_fmt(sd, 3)}" for a, sd in zip(few["accuracy"], few["accuracy_std"])
+                    ) + " |",
+                ]
         if truth.get("available"):
             names = truth["action_names"]
             table = truth["contingency_table"]
@@ -1231,6 +1469,7 @@ def evaluate(
     latent_steps: int = 4,
     probe_fit_fraction: float = 0.5,
     random_trials: int = 100,
+    baseline: WorldModel | str | os.PathLike[str] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> EvalReport:
     """Run every evaluation metric on held-out clips and, with ``out_dir``, write the report.
@@ -1269,6 +1508,9 @@ def evaluate(
             ``num_frames - 1``, the context the model was trained on).
         probe_fit_fraction: share of the clips the latent-action probe is fitted on.
         random_trials: shuffles of the random-assignment NMI baseline.
+        baseline: a model conditioned on the recorded actions (``action_model="recorded"``; a model,
+            checkpoint or run directory): its Delta_t PSNR and generated PSNR on the same clips
+            are reported beside the evaluated model's (needs data with true actions).
         log: called with a line before each step (e.g. ``print``), for progress.
 
     Returns:
@@ -1332,6 +1574,10 @@ def evaluate(
             )
     finally:
         wm.train(was_training)
+    if baseline is not None:
+        say("baseline: Delta_t PSNR of the recorded-action model on the same clips")
+        with _timed(timings, "baseline"):
+            report.baseline = _evaluate_baseline(baseline, clips, device, model_overrides, horizon, batch_size, seed)
     from worldmodels import __version__
 
     report.notes = notes + report.notes
@@ -1377,6 +1623,46 @@ def evaluate(
         say(f"writing the report to {out_dir}")
         report.save(out_dir)
     return report
+
+
+def _evaluate_baseline(
+    baseline: WorldModel | str | os.PathLike[str],
+    clips: _Clips,
+    device: str | torch.device | None,
+    model_overrides: Mapping[str, Any] | None,
+    horizon: int,
+    batch_size: int,
+    seed: int,
+) -> dict[str, Any]:
+    """Delta_t PSNR of a recorded-action model on the clips whose true actions are all known."""
+    base, checkpoint_dir = _load_model(baseline, device, model_overrides)
+    if not getattr(base.action_model, "uses_recorded_actions", False):
+        raise ValueError(
+            f"The baseline {baseline} infers its actions ({type(base.action_model).__name__}); a baseline is a "
+            "model conditioned on the recorded actions (action_model=recorded)."
+        )
+    known = (clips.actions[:, :horizon] >= 0).all(dim=1)
+    if not bool(known.any()):
+        raise ValueError("The baseline needs clips with recorded actions; this data has none.")
+    video, actions = clips.video[known], clips.actions[known]
+    run_device = _model_device(base)
+    was_training = base.training
+    base.eval()
+    devices = [run_device.index or 0] if run_device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
+            torch.manual_seed(seed)
+            batches = [{"video": v, "actions": a} for v, a in zip(_batches(video, batch_size),
+                                                                  _batches(actions, batch_size))]
+            control = delta_psnr(base, batches, horizon=horizon, seed=seed)
+    finally:
+        base.train(was_training)
+    return {
+        "checkpoint": str(checkpoint_dir) if checkpoint_dir is not None else None,
+        "model_name": base.name,
+        "num_clips": int(known.sum()),
+        "controllability": controllability_summary(control),
+    }
 
 
 def _measure(
@@ -1428,7 +1714,13 @@ def _measure(
     # Latent actions: usage, and agreement with the true actions where the data has them.
     say(f"latent actions: inferring {n * (t - 1)} transitions")
     with _timed(timings, "latent_actions"):
-        latent_NT = torch.cat([wm.infer_actions(b.to(device)).long().cpu() for b in _batches(video_NTCHW, batch_size)])
+        recorded = bool(getattr(wm.action_model, "uses_recorded_actions", False))
+        latent, vectors = [], []
+        for video_b, actions_b in zip(_batches(video_NTCHW, batch_size), _batches(clips.actions, batch_size)):
+            given = actions_b.to(device) if recorded else None
+            latent.append(wm.infer_actions(video_b.to(device), given).long().cpu())
+            vectors.append(wm.action_model.latent_vectors(video_b.to(device), given).float().cpu())
+        latent_NT, vectors_NTD = torch.cat(latent), torch.cat(vectors)
         lam_stats = codebook_stats(latent_NT, wm.num_actions)
         latent_actions = {
             "num_actions": wm.num_actions,
@@ -1440,6 +1732,8 @@ def _measure(
                 wm.num_actions,
                 clips.num_true_actions,
                 action_names=clips.action_names,
+                action_groups=clips.action_groups,
+                vectors=vectors_NTD,
                 fit_fraction=probe_fit_fraction,
                 random_trials=random_trials,
                 seed=seed,
@@ -1449,7 +1743,9 @@ def _measure(
     # Controllability.
     say(f"Delta_t PSNR: generating {horizon} frames per clip with inferred and with random actions")
     with _timed(timings, "delta_psnr"):
-        control = delta_psnr(wm, _batches(video_NTCHW, batch_size), horizon=horizon, seed=seed)
+        batches = [{"video": v, "actions": a} for v, a in zip(_batches(video_NTCHW, batch_size),
+                                                              _batches(clips.actions, batch_size))]
+        control = delta_psnr(wm, batches, horizon=horizon, seed=seed)
 
     # FVD of generations with the inferred actions against the real clips.
     notes: list[str] = []
@@ -1463,8 +1759,8 @@ def _measure(
             say(f"FVD: generating {n} clips and extracting I3D features")
             real = video_NTCHW[:, : horizon + 1]
             fake = torch.cat([
-                _generate_inferred(wm, b.to(device), horizon, seed + 1 + i).cpu()
-                for i, b in enumerate(_batches(real, batch_size))
+                _generate_inferred(wm, b.to(device), horizon, seed + 1 + i, a).cpu()
+                for i, (b, a) in enumerate(zip(_batches(real, batch_size), _batches(clips.actions, batch_size)))
             ])
             fvd_result = compute_fvd(real, fake, fvd_weights, size=fvd_size, device=device)
             if n < 100:
@@ -1491,14 +1787,24 @@ def _measure(
     )
 
 
-def _generate_inferred(wm: WorldModel, video_BTCHW: Tensor, horizon: int, seed: int) -> Tensor:
+def _recorded_or_none(wm: WorldModel, actions: Tensor, horizon: int, device: torch.device) -> Tensor | None:
+    """The recorded actions of the first ``horizon`` transitions, for a model conditioned on them."""
+    if not getattr(wm.action_model, "uses_recorded_actions", False):
+        return None
+    return actions[:, :horizon].to(device)
+
+
+def _generate_inferred(
+    wm: WorldModel, video_BTCHW: Tensor, horizon: int, seed: int, actions_BT: Tensor | None = None
+) -> Tensor:
     """Generate ``horizon`` frames from the first frame with the actions inferred from the real clip.
 
     Shapes:
-        ``B T C H W`` -> ``B (1 + horizon) C H W``.
+        ``B T C H W`` (recorded actions ``B T-1``) -> ``B (1 + horizon) C H W``.
     """
     clip = video_BTCHW[:, : horizon + 1]
-    actions_BN = wm.infer_actions(clip).long()
+    given = None if actions_BT is None else _recorded_or_none(wm, actions_BT, horizon, clip.device)
+    actions_BN = wm.infer_actions(clip, given).long()
     generator = torch.Generator(device=clip.device).manual_seed(seed)
     return wm.generate(clip[:, 0], actions_BN, generator=generator)
 
@@ -1524,7 +1830,7 @@ def _figures(
     # real / reconstructed / generated over time, three rows per clip.
     shown = video[:p, : horizon + 1].to(device)
     recon = wm.decode(wm.encode(video[:p].to(device)))[:, : horizon + 1]
-    actions_PN = wm.infer_actions(shown).long()
+    actions_PN = wm.infer_actions(shown, _recorded_or_none(wm, clips.actions[:p], horizon, device)).long()
     generated = wm.generate(shown[:, 0], actions_PN, generator=torch.Generator(device=device).manual_seed(seed + 1))
     rows, labels = [], []
     for i in range(p):
@@ -1542,28 +1848,36 @@ def _figures(
     )
     figures["reconstruction.png"], layouts["reconstruction.png"] = image, layout.to_dict()
 
-    # Every latent action rolled from the same prompt frame (the paper's consistency figure).
+    # Every latent action rolled from the same prompt frames (the paper's consistency figure): one
+    # row per action, one group of columns per prompt, so a consistent action moves alike in each group.
     a = wm.num_actions
     steps = min(latent_steps, max(1, wm.num_frames - 1))
-    prompt_ACHW = video[:1, 0].to(device).expand(a, -1, -1, -1)
-    actions_AS = torch.arange(a, device=device)[:, None].expand(a, steps)
-    rolled = wm.generate(prompt_ACHW, actions_AS, generator=torch.Generator(device=device).manual_seed(seed + 2))
+    picks = spread_indices(video.shape[0], min(LATENT_FIGURE_PROMPTS, video.shape[0]))
+    groups = []
+    for i, clip in enumerate(picks):
+        prompt_ACHW = video[clip : clip + 1, 0].to(device).expand(a, -1, -1, -1)
+        actions_AS = torch.arange(a, device=device)[:, None].expand(a, steps)
+        generator = torch.Generator(device=device).manual_seed(seed + 2 + i)
+        groups.append(wm.generate(prompt_ACHW, actions_AS, generator=generator))
+    rolled = torch.cat(groups, dim=1)  # A (P (1 + steps)) C H W
     fractions = latent_actions["usage"]["fraction"]
     truth = latent_actions["ground_truth"]
+    source = (truth.get("collapsed") or truth) if truth.get("available") else None
     row_labels = []
     for k in range(a):
         label = f"action {k}\n{100 * fractions[k]:.0f}% of use"
-        if truth.get("available"):
-            row = truth["contingency_table"][k]
+        if source is not None:
+            row = source["contingency_table"][k]
             if sum(row):
                 top = max(range(len(row)), key=row.__getitem__)
-                label += f"\nmostly {truth['action_names'][top]} ({100 * row[top] / sum(row):.0f}%)"
+                label += f"\nmostly {source['action_names'][top]} ({100 * row[top] / sum(row):.0f}%)"
         row_labels.append(label)
     image, layout = draw_frame_grid(
         rolled.cpu(),
         row_labels=row_labels,
-        col_labels=["prompt"] + [f"step {k}" for k in range(1, steps + 1)],
-        title=f"Each latent action repeated {steps} times\nfrom the same prompt (clip {clips.indices[0]}, frame 0)",
+        col_labels=[label for i in picks for label in [f"clip {clips.indices[i]}", *(f"+{k}" for k in range(1, steps + 1))]],
+        title=f"Each latent action repeated {steps} times from the same {len(picks)} prompts (frame 0 of each clip);\n"
+        "a consistent action moves the player the same way in every group of columns",
     )
     figures["latent_actions.png"], layouts["latent_actions.png"] = image, layout.to_dict()
 

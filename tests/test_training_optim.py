@@ -119,3 +119,16 @@ def test_recorded_actions_reach_the_dynamics_loss() -> None:
     assert torch.equal(model.infer_actions(video, actions), actions)
     onehot = model.action_model.embed(torch.tensor([[-1, 2]]))
     assert onehot[0, 0].abs().sum() == 0 and onehot[0, 1].argmax() == 2
+
+
+def test_recorded_action_dynamics_trains_and_draws_images(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    data = SyntheticClipDataset(8, num_frames=4, image_size=16, seed=0)  # the sprite world's 5 true actions
+    tok = Trainer("toy-world", TrainConfig(stage="tokenizer", steps=2, batch_size=4, run_dir=str(tmp_path),
+                                           progress=False, image_every=0, checkpoint_every=0), data).fit()
+    model = WorldModel.from_config("toy-world", action_model={"name": "recorded", "num_actions": 5})
+    cfg = TrainConfig(stage="dynamics", steps=4, batch_size=4, lr=1e-2, warmup=0, log_every=1, image_every=2,
+                      checkpoint_every=0, run_dir=str(tmp_path / "base"), init_from=str(tok.final_dir),
+                      init_components=["tokenizer"], progress=False)
+    result = Trainer(model, cfg, data).fit()
+    assert result.step == 4 and any((tmp_path / "base" / "dynamics" / "tensorboard").iterdir())

@@ -195,6 +195,14 @@ class ActionModel(Component, abc.ABC):
         """loss(video: B T C H W, actions: B T-1 | None) -> (loss, metrics)."""
         raise NotImplementedError("loss(video: B T C H W, actions: B T-1 | None = None) -> (loss, metrics)")
 
+    def latent_vectors(self, video: Tensor, actions: Tensor | None = None) -> Tensor:
+        """The continuous vector behind each transition's action (for linear probes): ``B T-1 D'``.
+
+        The default is :meth:`embed` of :meth:`infer`; latent action models return their
+        pre-quantisation latents.
+        """
+        return self.embed(self.infer(video, actions))
+
     def loss_and_actions(self, video: Tensor, actions: Tensor | None = None) -> tuple[Tensor, Metrics, Tensor]:
         """Loss, metrics and the actions ``B T-1`` in one pass.
 

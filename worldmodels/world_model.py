@@ -182,7 +182,11 @@ class WorldModel(nn.Module):
         return self.action_model.loss(video, actions)
 
     def dynamics_loss(
-        self, video: Tensor, train_action_model: bool = True, actions: Tensor | None = None
+        self,
+        video: Tensor,
+        train_action_model: bool = True,
+        actions: Tensor | None = None,
+        tokens: Tensor | None = None,
     ) -> LossOutput:
         """Co-training loss of the paper's second stage on ``B T C H W``.
 
@@ -195,10 +199,18 @@ class WorldModel(nn.Module):
                 alone on the actions of a frozen action model).
             actions: the recorded actions ``B T-1`` (``-1`` unknown) where the data has them; an
                 action model with :attr:`~worldmodels.ActionModel.uses_recorded_actions` needs them.
+            tokens: the clip's tokens ``B T h w`` when already known (a token cache); otherwise
+                the frozen tokenizer encodes ``video``.
         """
         self._check_frames(video, min_frames=2)
-        with torch.no_grad():
-            tokens = self.tokenizer.encode(video)
+        if tokens is None:
+            with torch.no_grad():
+                tokens = self.tokenizer.encode(video)
+        elif tuple(tokens.shape) != (*video.shape[:2], *self.token_grid):
+            raise ValueError(
+                f"tokens {tuple(tokens.shape)} do not match the clip {tuple(video.shape)}: expected B T h w = "
+                f"{(*video.shape[:2], *self.token_grid)}; a stale token cache? Delete it to rebuild."
+            )
         metrics: Metrics = {}
         recorded = actions
         if train_action_model:

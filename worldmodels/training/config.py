@@ -84,6 +84,12 @@ class TrainConfig:
         resume: continue from the newest readable checkpoint of each stage in ``run_dir``.
         init_from: a ``WorldModel.save_pretrained`` directory, a training checkpoint, or a run
             directory to start from instead of the previous stage of this run.
+        init_components: the components to take from ``init_from`` (e.g. ``[tokenizer]`` to reuse
+            a trained tokenizer in a model with another action model); ``None`` takes all of them.
+        cache_tokens: in the ``dynamics`` stage, encode every training clip once with the frozen
+            tokenizer and serve the tokens in the batches (:mod:`worldmodels.training.token_cache`).
+        token_cache_dir: where the token cache lives (default ``RUN/token_cache``); runs that
+            share a tokenizer and data can share it.
         freeze_action_model: in the ``dynamics`` stage, keep a pre-trained latent action model
             frozen (the dynamics then train on its actions) instead of co-training it.
         strategy: ``auto`` (DDP under ``torchrun`` with several processes, else none), ``none``,
@@ -123,6 +129,9 @@ class TrainConfig:
     run_dir: str | None = None
     resume: bool = False
     init_from: str | None = None
+    init_components: list[str] | None = None
+    cache_tokens: bool = False
+    token_cache_dir: str | None = None
     freeze_action_model: bool = False
     strategy: str = "auto"
     device: str = "auto"
@@ -134,6 +143,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.betas = tuple(float(b) for b in self.betas)  # type: ignore[assignment]
+        if self.init_components is not None:
+            self.init_components = [str(c) for c in self.init_components]
         self.validate()
 
     def validate(self) -> None:
@@ -162,6 +173,14 @@ class TrainConfig:
             problems.append(f"strategy={self.strategy!r} is not one of {', '.join(STRATEGIES)}")
         if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
             problems.append(f"device={self.device!r} is not auto, cpu, cuda or cuda:N")
+        if self.init_components is not None:
+            from worldmodels.interfaces import COMPONENT_KINDS
+
+            bad = [c for c in self.init_components if c not in COMPONENT_KINDS]
+            if bad:
+                problems.append(f"init_components names {bad}, which are not components ({', '.join(COMPONENT_KINDS)})")
+            elif not self.init_from:
+                problems.append("init_components needs init_from (where to take those components from)")
         if not isinstance(self.per_stage, Mapping):
             problems.append(f"per_stage must map a stage to settings, got {self.per_stage!r}")
         else:

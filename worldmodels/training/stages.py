@@ -74,13 +74,19 @@ class StageLoss(nn.Module):
             getattr(self.model, name).eval()
         return self
 
-    def forward(self, video: Tensor, actions: Tensor | None = None) -> LossOutput:
-        """The stage's loss and metrics on a batch of clips (``actions``: the recorded ones, ``B T-1``, or None)."""
+    def forward(self, video: Tensor, actions: Tensor | None = None, tokens: Tensor | None = None) -> LossOutput:
+        """The stage's loss and metrics on a batch of clips.
+
+        ``actions``: the recorded ones, ``B T-1``, or None; ``tokens``: the clips' tokens from a
+        token cache (dynamics stage), or None to encode them here.
+        """
         if self.stage == "tokenizer":
             return self.model.tokenizer_loss(video)
         if self.stage == "lam":
             return self.model.action_model_loss(video, actions)
-        return self.model.dynamics_loss(video, train_action_model=not self.freeze_action_model, actions=actions)
+        return self.model.dynamics_loss(
+            video, train_action_model=not self.freeze_action_model, actions=actions, tokens=tokens
+        )
 
 
 def set_trainable(model: WorldModel, components: Sequence[str]) -> dict[str, bool]:

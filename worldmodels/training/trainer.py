@@ -247,8 +247,29 @@ class Trainer:
             seed_everything(derived_seed(cfg.seed, self.stage, ctx.rank))
         h, w = self.model.token_grid
         self.tokens_per_frame = h * w
+        if cfg.cache_tokens and self.stage == "dynamics":
+            self._use_token_cache()
         self._write_run_file()
         self._ready = True
+
+    def _use_token_cache(self) -> None:
+        """Serve the training clips with their tokens, encoded once (rank 0 writes, the others read)."""
+        from worldmodels.training.token_cache import cached_tokens
+
+        ctx, cfg = self.ctx, self.config
+        assert ctx is not None
+        cache_dir = Path(cfg.token_cache_dir) if cfg.token_cache_dir else self.run_dir / "token_cache"
+        say = (lambda msg: print(f"[{self.stage}] {msg}", flush=True)) if ctx.is_main else (lambda _msg: None)
+        cached = None
+        for turn in ("main", "others"):
+            if (turn == "main") == ctx.is_main:
+                cached = cached_tokens(self.train_data, self.model.tokenizer, cache_dir, autocast=self._autocast,
+                                       device=ctx.device, progress=cfg.progress and ctx.is_main, log=say)
+            ctx.barrier()
+        if cached is None:
+            say("token cache: this data set cannot be fingerprinted; encoding at every step instead")
+            return
+        self.train_data = cached
 
     def _find_checkpoint(self) -> LoadedCheckpoint | None:
         cfg, ctx = self.config, self.ctx
@@ -280,7 +301,9 @@ class Trainer:
         """``init_from`` first, then the parts earlier stages of this run trained (they win)."""
         cfg = self.config
         if cfg.init_from:
-            self.init_sources["all"] = str(load_weights(self.model, cfg.init_from))
+            source = str(load_weights(self.model, cfg.init_from, cfg.init_components))
+            for name in cfg.init_components or ["all"]:
+                self.init_sources[name] = source
         tokenizer_final = self.run_dir / "tokenizer" / FINAL_DIR
         lam_final = self.run_dir / "lam" / FINAL_DIR
         if self.stage in ("lam", "dynamics"):
@@ -380,11 +403,12 @@ class Trainer:
         last = len(micro_batches) - 1
         for i, batch in enumerate(micro_batches):
             video = batch["video"].to(ctx.device, non_blocking=True)
-            actions = batch.get("actions")
+            actions, tokens = batch.get("actions"), batch.get("tokens")
             actions = actions.to(ctx.device, non_blocking=True) if isinstance(actions, Tensor) else None
+            tokens = tokens.to(ctx.device, non_blocking=True) if isinstance(tokens, Tensor) else None
             with gradient_sync(self._wrapped, self.strategy, sync=i == last):
                 with self._autocast():
-                    loss, metrics = self._module(video, actions)
+                    loss, metrics = self._module(video, actions, tokens)
                 (loss.float() / len(micro_batches)).backward()
             values = {"loss": loss.detach().float()}
             values.update({k: v.detach().float() for k, v in metrics.items()
@@ -574,14 +598,14 @@ class Trainer:
         reduced = ctx.all_reduce_mean(torch.stack([sums[k] / chunks for k in keys]))
         return {f"val/{k}": float(v) for k, v in zip(keys, reduced.tolist())}
 
-    def _image_batch(self) -> Tensor | None:
+    def _image_batch(self) -> dict[str, Any] | None:
         source = self.val_data if self.val_data is not None else self.train_data
         if self.ctx is None or not self.ctx.is_main:
             return None
-        return fixed_batch(source, self.config.image_samples)["video"]
+        return fixed_batch(source, self.config.image_samples)
 
     @torch.no_grad()
-    def _log_images(self, video: Tensor, step: int) -> None:
+    def _log_images(self, batch: dict[str, Any], step: int) -> None:
         assert self.ctx is not None
         if self.strategy == "fsdp":
             if not self._images_note and self.ctx.is_main:
@@ -595,7 +619,12 @@ class Trainer:
         was_training = {name: getattr(model, name).training for name in ("tokenizer", "action_model", "dynamics")}
         model.eval()
         try:
-            video = video.to(self.ctx.device)
+            video = batch["video"].to(self.ctx.device)
+            recorded = batch.get("actions")
+            if isinstance(recorded, Tensor) and getattr(model.action_model, "uses_recorded_actions", False):
+                recorded = recorded.to(self.ctx.device).clamp_min(0)  # an unknown action shown as action 0
+            else:
+                recorded = None
             with self._autocast():
                 if self.stage in ("tokenizer", "dynamics"):
                     recon = model.tokenizer.reconstruct(video)
@@ -603,7 +632,7 @@ class Trainer:
                 if self.stage == "dynamics" and video.shape[1] > 1:
                     generator = torch.Generator(device=self.ctx.device)
                     generator.manual_seed(self.config.seed)
-                    actions = model.infer_actions(video)
+                    actions = model.infer_actions(video, recorded)
                     generated = model.generate(video[:, 0], actions, generator=generator)
                     self._logger.image("images/generated", video_grid([video, generated]), step)
         finally:

@@ -1,15 +1,15 @@
-"""Swap one component of a preset: genie-tiny with its ST-ViViT tokenizer, and with frame-vq.
+"""Swap one component of a preset: genie-tiny with its frame-vq tokenizer, and with Genie's ST-ViViT.
 
 The same swap three ways, which build the same architecture:
 
-* Python keyword: ``worldmodels.build("genie-tiny", tokenizer="frame-vq")``;
-* Hydra composition: ``build(compose(["model=genie-tiny", "tokenizer=frame-vq"]))``;
-* command line: ``worldmodels show genie-tiny tokenizer=frame-vq`` (and ``worldmodels train ...``).
+* Python keyword: ``worldmodels.build("genie-tiny", tokenizer="st-vivit")``;
+* Hydra composition: ``build(compose(["model=genie-tiny", "tokenizer=st-vivit"]))``;
+* command line: ``worldmodels show genie-tiny tokenizer=st-vivit`` (and ``worldmodels train ...``).
 
 The parts that depend on the tokenizer follow it: the dynamics' vocabulary and token grid are
-derived from the tokenizer the model is built with (a coarser frame-vq gives a 4x4 grid of
-256 ids, and the dynamics is built for that). Each model then computes a tokenizer loss,
-a co-training loss and one generated frame on the same random clip.
+derived from the tokenizer the model is built with (st-vivit's 8x8-pixel patches give an 8x8
+grid of 512 ids; a coarser frame-vq a 4x4 grid, and the dynamics is built for that). Each model
+then computes a tokenizer loss, a co-training loss and one generated frame on the same random clip.
 
     python examples/swap_tokenizer.py
     python examples/swap_tokenizer.py --backbone resnet18     # frame-vq with a timm encoder (needs timm)
@@ -48,16 +48,14 @@ def main(argv: list[str] | None = None) -> int:
 
     frames = 3 if args.tiny else 8
     sampler = {"steps": 2} if args.tiny else {}
-    tokenizer: str | dict = "frame-vq" if not args.backbone else {"name": "frame-vq", "backbone": args.backbone}
+    tokenizer: str | dict = "st-vivit" if not args.backbone else {"name": "frame-vq", "backbone": args.backbone}
 
     torch.manual_seed(0)
     original = worldmodels.build(args.preset, sampler=sampler)
     torch.manual_seed(0)
     swapped = worldmodels.build(args.preset, tokenizer=tokenizer, sampler=sampler)
 
-    overrides = [f"model={args.preset}", "tokenizer=frame-vq"]
-    if args.backbone:
-        overrides.append(f"tokenizer.backbone={args.backbone}")
+    overrides = [f"model={args.preset}", "tokenizer=st-vivit" if not args.backbone else f"tokenizer.backbone={args.backbone}"]
     if args.tiny:
         overrides.append("sampler.steps=2")
     composed = worldmodels.build(compose(overrides))
@@ -68,10 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     describe(f"build({args.preset!r})", original, video)
     describe(f"build({args.preset!r}, tokenizer=...)", swapped, video)
     # Settings go with the name; the dynamics' vocabulary and grid follow the tokenizer.
-    coarse_cfg = {"name": "frame-vq", "downsample": 16, "vocab_size": 256}
+    coarse_cfg = {"name": "frame-vq", "downsample": 16}
     coarse = worldmodels.build(args.preset, tokenizer=coarse_cfg, sampler=sampler)
     assert isinstance(coarse, worldmodels.WorldModel)
-    describe("  ... downsample=16, vocab_size=256", coarse, video)
+    describe("  ... frame-vq with downsample=16", coarse, video)
     print(f"compose({overrides}) builds the same config as the keyword swap: "
           f"{composed.config['tokenizer']['name']}, {composed.config['dynamics']['vocab_size']} dynamics tokens")
     print(f"command line: worldmodels show {args.preset} {' '.join(overrides[1:])}")

@@ -16,7 +16,8 @@ if "genie-tiny" not in worldmodels.list_components("model"):
 
 TINY = [
     "demo.record.episodes=12", "demo.record.frames_per_episode=24", "demo.eval.max_clips=4",
-    "train.per_stage.tokenizer.steps=3", "train.per_stage.dynamics.steps=3", "train.checkpoint_every=2",
+    "train.per_stage.tokenizer.steps=3", "train.per_stage.dynamics.steps=3", "demo.baseline.steps=3",
+    "train.checkpoint_every=2",
     "train.progress=false", "train.tensorboard=false", "train.log_every=1",
 ]
 
@@ -41,6 +42,9 @@ def test_shortened_demo_runs_end_to_end_and_resumes(tmp_path: Path, capsys) -> N
         assert (out / name).is_file(), f"the demo did not write {name}"
     summary = json.loads((out / "summary.json").read_text())
     assert 1 <= summary["headline"]["num_clips"] <= 4 and "nmi" in summary["headline"]
+    assert summary["baseline"] and summary["headline"]["baseline_delta_psnr_t4"] is not None  # recorded actions
+    assert "Recorded-action baseline" in (out / "eval" / "report.md").read_text()
+    assert list((out / "token_cache").glob("tokens-*.npy"))  # one token cache, shared by both dynamics runs
     assert len(_gif_frames(out / "play.gif")) > 1
 
     # a second run finds everything done: nothing is recorded or trained again
@@ -60,6 +64,7 @@ def test_trained_world_responds_to_its_latent_actions(tmp_path: Path) -> None:
 
     longer = [o for o in TINY if "steps" not in o and "episodes" not in o] + [
         "demo.record.episodes=60", "train.per_stage.tokenizer.steps=120", "train.per_stage.dynamics.steps=200",
+        "demo.baseline.enabled=false",
     ]
     result = run_demo(tmp_path / "demo", longer)
     prompt = tmp_path / "prompt.png"

@@ -31,7 +31,7 @@ def toy_model() -> worldmodels.WorldModel:
 
 
 def tiny_genie(num_frames: int = 4, steps: int = 4) -> worldmodels.WorldModel:
-    """genie-tiny shrunk to test size: 32x32 frames, 4x4 tokens, MaskGIT with random sampling."""
+    """genie-tiny shrunk to test size: 32x32 frames, 4x4 st-vivit tokens (2x2 per dynamics position), MaskGIT."""
     if "genie-tiny" not in worldmodels.list_components("model"):
         pytest.skip("the Genie plug-in (genie-tiny) is not installed")
     small = dict(encoder_dim=32, encoder_depth=1, encoder_heads=2, decoder_dim=32, decoder_depth=1, decoder_heads=2)
@@ -39,7 +39,7 @@ def tiny_genie(num_frames: int = 4, steps: int = 4) -> worldmodels.WorldModel:
         "genie-tiny",
         image_size=32,
         num_frames=num_frames,
-        tokenizer=dict(small, vocab_size=64),
+        tokenizer=dict(small, name="st-vivit", vocab_size=64),
         action_model=small,
         dynamics=dict(dim=32, depth=2, num_heads=2),
         sampler={"steps": steps},

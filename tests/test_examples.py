@@ -35,8 +35,9 @@ def test_every_example_script_is_covered() -> None:
 
 def _check_swap(result: subprocess.CompletedProcess, cwd: Path) -> None:
     lines = result.stdout.splitlines()
-    assert "tokenizer st-vivit" in lines[0] and "tokenizer frame-vq" in lines[1], result.stdout
-    assert "grid 4x4" in lines[2] and "dynamics vocab  256" in lines[2], result.stdout  # the dynamics follows
+    assert "tokenizer frame-vq" in lines[0] and "tokenizer st-vivit" in lines[1], result.stdout
+    assert "grid 8x8" in lines[1] and "dynamics vocab  512" in lines[1], result.stdout  # the dynamics follows
+    assert "grid 4x4" in lines[2], result.stdout
 
 
 def _check_resume(result: subprocess.CompletedProcess, cwd: Path) -> None:

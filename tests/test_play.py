@@ -172,7 +172,7 @@ def test_cli_maskgit_steps_reach_the_sampler(tmp_path) -> None:
         pytest.skip("the Genie plug-in (genie-tiny) is not installed")
     model = worldmodels.build(
         "genie-tiny", image_size=32, num_frames=3,
-        tokenizer={"decoder_depth": 1, "encoder_depth": 1}, dynamics={"dim": 32, "depth": 1, "num_heads": 2},
+        tokenizer={"channels": 8}, dynamics={"dim": 32, "depth": 1, "num_heads": 2},
     )  # fmt: skip
     ckpt = model.save_pretrained(tmp_path / "genie")
     loaded = worldmodels.envs.load_world_model(ckpt, maskgit_steps=3)

@@ -5,6 +5,9 @@
 
     OUT/data/            the recorded data set (uint8 shards + manifest.json; train/val/test levels)
     OUT/run/             the training run (RUN/tokenizer, RUN/dynamics: checkpoints, logs, final models)
+    OUT/baseline/        the recorded-action baseline: the same model conditioned on the true actions
+                         (its dynamics trained on the run's tokenizer), reported beside the latent one
+    OUT/token_cache/     the training clips' tokens, encoded once by the trained tokenizer (both dynamics use them)
     OUT/eval/            report.json, report.md and the pictures of `worldmodels eval`
     OUT/play.gif         a played rollout: each latent action held in turn, from a held-out prompt
     OUT/latent_actions.gif  one row per latent action, all from the same prompt
@@ -64,7 +67,8 @@ def compose_demo_config(out: str | os.PathLike[str], overrides: Sequence[str] = 
     from worldmodels.config import compose
 
     out = Path(out).resolve()
-    base = [f"recipe={recipe}", f"data.path={out / 'data'}", f"train.run_dir={out / 'run'}"]
+    base = [f"recipe={recipe}", f"data.path={out / 'data'}", f"train.run_dir={out / 'run'}",
+            f"train.token_cache_dir={out / 'token_cache'}"]
     return compose([*base, *overrides])
 
 
@@ -79,6 +83,7 @@ def _data_complete(directory: Path) -> bool:
 
 
 def _record(cfg: Any, data_dir: Path) -> None:
+    from worldmodels.build_config import to_container
     from worldmodels.data.recorders import parse_splits, record
 
     rec = cfg.demo.record
@@ -88,8 +93,10 @@ def _record(cfg: Any, data_dir: Path) -> None:
     _log(f"data: recording {rec.episodes} {rec.env} episodes of up to {rec.frames_per_episode} frames "
          f"({rec.policy} policy) into {data_dir}")
     size = cfg.model.image_size
+    options = dict(to_container(rec.get("options") or {}))
     result = record(
-        str(rec.env), data_dir, episodes=int(rec.episodes), frames_per_episode=int(rec.frames_per_episode),
+        str(rec.env), data_dir, env_options=options, episodes=int(rec.episodes),
+        frames_per_episode=int(rec.frames_per_episode),
         policy=str(rec.policy), image_size=size if isinstance(size, int) else tuple(size),
         splits=parse_splits(str(rec.splits)), seed=int(rec.seed), overwrite=True, progress=True,
     )
@@ -114,12 +121,47 @@ def _train(cfg: Any) -> Path:
     return Path(result.final_dir)
 
 
-def _evaluate(cfg: Any, model_dir: Path, data_dir: Path, eval_dir: Path) -> dict[str, Any]:
+def _baseline_enabled(cfg: Any) -> bool:
+    baseline = cfg.demo.get("baseline")
+    return bool(baseline is not None and baseline.get("enabled", False))
+
+
+def _train_baseline(cfg: Any, out: Path, data_dir: Path) -> Path:
+    """Train the dynamics of the same model conditioned on the recorded actions, on the run's tokenizer."""
+    from omegaconf import OmegaConf
+
+    from worldmodels.build_config import flatten_composed_config, to_container
+    from worldmodels.data.clips import ClipDataset
+    from worldmodels.training import train
+
+    base_cfg = cfg.demo.baseline
+    num_actions = ClipDataset(data_dir, num_frames=2, split=str(cfg.data.split)).num_actions
+    if not num_actions:
+        raise ValueError(f"The recorded-action baseline needs a data set with true actions; {data_dir} has none.")
+    spec = flatten_composed_config(to_container(cfg))
+    spec["action_model"] = {"name": "recorded", "num_actions": int(num_actions)}
+    spec["name"] = f"{spec.get('name') or 'model'}-recorded-actions"
+    run_dir = out / "baseline"
+    tokenizer = Path(cfg.train.run_dir) / "tokenizer" / "final"
+    overrides = {
+        "stage": "dynamics", "run_dir": str(run_dir), "init_from": str(tokenizer), "init_components": ["tokenizer"],
+        "resume": bool(run_dir.exists() and any(run_dir.iterdir())),
+        "per_stage": {"dynamics": {"steps": int(base_cfg.steps)}},
+    }  # fmt: skip
+    train_cfg = OmegaConf.merge(cfg, {"train": overrides})
+    _log(f"baseline: dynamics of {spec['name']} ({num_actions} recorded actions), {int(base_cfg.steps)} steps "
+         f"into {run_dir}")
+    return Path(train(train_cfg, model=spec).final_dir)
+
+
+def _evaluate(
+    cfg: Any, model_dir: Path, data_dir: Path, eval_dir: Path, baseline_dir: Path | None = None
+) -> dict[str, Any]:
     from worldmodels.eval.report import evaluate
 
     report_json = eval_dir / "report.json"
-    weights = model_dir / "model.safetensors"
-    if report_json.is_file() and weights.is_file() and report_json.stat().st_mtime > weights.stat().st_mtime:
+    weights = [model_dir / "model.safetensors"] + ([baseline_dir / "model.safetensors"] if baseline_dir else [])
+    if report_json.is_file() and all(w.is_file() and report_json.stat().st_mtime > w.stat().st_mtime for w in weights):
         _log(f"eval: {report_json} is newer than the model, reusing it")
         return json.loads(report_json.read_text())["headline"]
     ev = cfg.demo.eval
@@ -128,7 +170,7 @@ def _evaluate(cfg: Any, model_dir: Path, data_dir: Path, eval_dir: Path) -> dict
     report = evaluate(
         model_dir, data_dir, split=str(ev.split), max_clips=int(ev.max_clips),
         horizon=None if ev.get("horizon") is None else int(ev.horizon), out_dir=eval_dir,
-        model_overrides=overrides, log=lambda m: _log(f"eval: {m}"),
+        model_overrides=overrides, baseline=baseline_dir, log=lambda m: _log(f"eval: {m}"),
     )
     print(report.summary(), flush=True)
     return report.headline()
@@ -193,8 +235,14 @@ def run_demo(
     model_dir = _train(cfg)
     seconds["train"] = time.perf_counter() - start
 
+    baseline_dir = None
+    if _baseline_enabled(cfg):
+        start = time.perf_counter()
+        baseline_dir = _train_baseline(cfg, out, data_dir)
+        seconds["baseline"] = time.perf_counter() - start
+
     start = time.perf_counter()
-    headline = _evaluate(cfg, model_dir, data_dir, eval_dir)
+    headline = _evaluate(cfg, model_dir, data_dir, eval_dir, baseline_dir)
     seconds["eval"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -205,6 +253,7 @@ def run_demo(
     summary = {
         "recipe": recipe, "overrides": list(overrides), "data": str(data_dir), "model": str(model_dir),
         "report": str(result.report), "play": str(play_path), "latent_actions": str(grid_path),
+        "baseline": str(baseline_dir) if baseline_dir else None,
         "headline": headline, "seconds": seconds,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")

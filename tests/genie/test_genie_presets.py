@@ -48,13 +48,16 @@ def test_genie_tiny_is_cpu_sized() -> None:
     for part in ("tokenizer", "dynamics"):
         assert 1e6 < counts[part] < 4e6, f"{part} has {counts[part]} parameters"
     assert 2e5 < counts["action_model"] < 4e6, f"action_model has {counts['action_model']} parameters"
-    assert model.token_grid == (8, 8) and model.image_size == (64, 64) and model.num_actions == 8
+    assert model.token_grid == (16, 16) and model.image_size == (64, 64) and model.num_actions == 8
+    assert model.dynamics.position_grid == (8, 8)  # 2x2 tokens per transformer position
+    assert model.tokenizer.get_config()["name"] == "frame-vq" and model.tokenizer.vocab_size == 125
 
 
 def test_preset_keyword_arguments_win() -> None:
     cfg = genie_tiny(num_frames=4, sampler={"steps": 3}, dynamics={"depth": 2})
     assert cfg["num_frames"] == 4 and cfg["sampler"]["steps"] == 3 and cfg["sampler"]["temperature"] == 0.5
-    assert cfg["dynamics"] == {"name": "maskgit", "dim": 160, "depth": 2, "num_heads": 5}
+    assert cfg["dynamics"] == {"name": "maskgit", "dim": 160, "depth": 2, "num_heads": 5, "token_patch": 2,
+                               "copy_prior": True, "mask_mode": "frame", "mask_rate_min": 0.0}
 
 
 def test_show_command_reports_the_large_count(capsys) -> None:
@@ -93,7 +96,7 @@ def test_tiny_world_model_end_to_end_api() -> None:
     actions = model.infer_actions(frames)
     assert actions.shape == (1, 2) and actions.dtype == torch.int64
     step = model.play(frames[:, -1], torch.tensor([3]))
-    assert step.frame.shape == (1, 3, 64, 64) and step.tokens.shape == (1, 8, 8)
+    assert step.frame.shape == (1, 3, 64, 64) and step.tokens.shape == (1, 16, 16)
     video = model.generate(frames[:, 0], torch.tensor([[1, 2, 3, 4, 5]]), generator=torch.Generator().manual_seed(0))
     assert video.shape == (1, 6, 3, 64, 64) and 0.0 <= float(video.min()) and float(video.max()) <= 1.0
     video = model.generate(frames[:, 0], num_frames=5, generator=torch.Generator().manual_seed(0))  # random actions

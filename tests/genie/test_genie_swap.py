@@ -54,10 +54,21 @@ def test_generate_is_the_same_with_and_without_the_cache() -> None:
 
 
 def test_actions_change_the_generated_frame() -> None:
-    model = worldmodels.build("genie-tiny", num_frames=3, sampler={"steps": 4, "temperature": 0.0}).eval()
+    # without the copy prior: at initialisation it would make every action's argmax "as before"
+    model = worldmodels.build("genie-tiny", num_frames=3, sampler={"steps": 4, "temperature": 0.0},
+                              dynamics={"copy_prior": False}).eval()
     frames = torch.rand(1, 2, 3, 64, 64)
     tokens = [model.play(frames, a).tokens for a in range(model.num_actions)]
     assert len({tuple(t.flatten().tolist()) for t in tokens}) > 1
+
+
+def test_actions_change_the_next_frame_logits_with_the_copy_prior() -> None:
+    model = worldmodels.build("genie-tiny", num_frames=3).eval()
+    frames = torch.rand(1, 2, 3, 64, 64)
+    with torch.no_grad():
+        tokens = model.encode(frames)
+        logits = [model.dynamics(tokens, model.action_model.embed(torch.tensor([[a]])))[:, 1] for a in (0, 1)]
+    assert (logits[0] - logits[1]).abs().amax() > 1e-4
 
 
 def test_save_and_load_reproduce_play(tmp_path) -> None:

@@ -29,9 +29,14 @@ def run(args: argparse.Namespace) -> int:
     total = sum(result.seconds.values())
     print()
     print(f"Done in {total / 60:.1f} min ({', '.join(f'{k} {v / 60:.1f}' for k, v in result.seconds.items())}).")
-    print(f"  Delta_t PSNR (t=4): {_num(h.get('delta_psnr_t4'))} dB (sem {_num(h.get('delta_psnr_t4_sem'))}) over "
-          f"{h.get('num_clips')} held-out clips; latent-action NMI {_num(h.get('nmi'), 3)} "
-          f"(random assignment {_num(h.get('nmi_random'), 3)})")
+    print(f"  on {h.get('num_clips')} held-out clips: reconstruction {_num(h.get('recon_psnr'))} dB PSNR, SSIM "
+          f"{_num(h.get('recon_ssim'), 3)}; generated PSNR at t=4 {_num(h.get('gen_psnr_t4'))} dB")
+    print(f"  Delta_t PSNR (t=4): {_num(h.get('delta_psnr_t4'))} dB (sem {_num(h.get('delta_psnr_t4_sem'))}); "
+          f"recorded-action baseline {_num(h.get('baseline_delta_psnr_t4'))} dB")
+    print(f"  latent actions: NMI {_num(h.get('nmi_collapsed'), 3)} against the collapsed true actions (random "
+          f"assignment {_num(h.get('nmi_collapsed_random'), 3)}), few-label mapping K=200 "
+          f"{_num(h.get('few_label_k200_collapsed'), 3)} vs chance {_num(h.get('few_label_chance_collapsed'), 3)}; "
+          f"raw NMI {_num(h.get('nmi'), 3)} (random {_num(h.get('nmi_random'), 3)})")
     print(f"  report:          {result.report}")
     print(f"  pictures:        {result.report.parent}")
     print(f"  played GIF:      {result.play}")

@@ -38,7 +38,7 @@ fi
 # walls about editable installs on every run; keep its output and show it only if pip fails.
 install_log=$(mktemp)
 if ! "$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation \
-  -e "$repo" -e "$repo/plugins/genie" -e "$repo/examples/plugin_template" >"$install_log" 2>&1; then
+  -e "$repo" -e "$repo/plugins/genie" -e "$repo/plugins/iris" -e "$repo/examples/plugin_template" >"$install_log" 2>&1; then
   cat "$install_log" >&2
   rm -f "$install_log"
   exit 1

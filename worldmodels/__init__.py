@@ -7,14 +7,27 @@ Quick start::
     model = worldmodels.build("genie-tiny")
 """
 
+from worldmodels._version import __version__
 from worldmodels.build import build, count_parameters
 from worldmodels.build_config import ConfigError, resolve_model_config
 from worldmodels.checkpoint import CheckpointError
-from worldmodels.interfaces import ActionModel, Component, Dynamics, DynamicsCache, Sampler, StepOutput, Tokenizer
-from worldmodels.registry import KINDS, RegistryError, UnknownComponentError, list_components, register
+from worldmodels.interfaces import (
+    ActionModel,
+    Component,
+    Dynamics,
+    DynamicsCache,
+    Sampler,
+    StepOutput,
+    Tokenizer,
+)
+from worldmodels.registry import (
+    KINDS,
+    RegistryError,
+    UnknownComponentError,
+    list_components,
+    register,
+)
 from worldmodels.world_model import WorldModel
-
-__version__ = "0.1.0"
 
 __all__ = [
     "KINDS",

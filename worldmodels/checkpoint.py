@@ -228,3 +228,60 @@ def check_state_dict(
             "The checkpoint was saved from a different architecture; load it with the config saved beside "
             "it (WorldModel.from_pretrained(dir) without overrides) or build the matching model."
         )
+
+
+FINAL_DIR = "final"
+"""A finished training stage's model: ``RUN/<stage>/final`` (see :mod:`worldmodels.training`)."""
+
+STAGE_PREFERENCE: tuple[str, ...] = ("dynamics", "lam", "tokenizer")
+"""For a run directory of those stages: the stage whose ``final`` holds the most complete model."""
+
+
+def resolve_model_dir(path: str | os.PathLike[str]) -> Path:
+    """The ``WorldModel.save_pretrained`` directory that ``path`` names: the one loader's path rule.
+
+    ``path`` is such a directory (``config.json`` + ``model.safetensors``; a training checkpoint
+    ``RUN/<stage>/checkpoints/step-N`` has the same layout) or a training run directory: then
+    ``RUN/dynamics/final`` when it exists, otherwise the most recently written ``RUN/<stage>/final``.
+
+    Raises:
+        CheckpointError: when ``path`` does not exist, is a file, or holds no finished model (the
+            message lists the training checkpoints found, if any, which can be passed instead).
+    """
+    path = recover_directory(path)
+    expected = (
+        "Pass a WorldModel checkpoint directory (config.json + model.safetensors, written by "
+        "WorldModel.save_pretrained), a training checkpoint RUN/<stage>/checkpoints/step-N, or a training run "
+        "directory holding RUN/<stage>/final."
+    )
+    if not path.exists():
+        raise CheckpointError(f"{path} does not exist. {expected}")
+    if not path.is_dir():
+        raise CheckpointError(f"{path} is a file, not a checkpoint directory. {expected}")
+    if (path / CONFIG_FILE).is_file():
+        return path
+    stages = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    finals = [f for f in (recover_directory(d / FINAL_DIR) for d in stages) if (f / CONFIG_FILE).is_file()]
+    for stage in STAGE_PREFERENCE[:1]:
+        if path / stage / FINAL_DIR in finals:
+            return path / stage / FINAL_DIR
+
+    def rank(final: Path) -> tuple[float, int]:
+        name = final.parent.name
+        order = len(STAGE_PREFERENCE) - STAGE_PREFERENCE.index(name) if name in STAGE_PREFERENCE else 0
+        return (final / CONFIG_FILE).stat().st_mtime, order
+
+    if finals:
+        return max(finals, key=rank)
+    steps = sorted(path.glob("*/checkpoints/step-*[0-9]"))
+    hint = ""
+    if steps:
+        hint = (
+            f" The run has training checkpoints but no finished stage, e.g. {steps[-1]}; pass one of them to "
+            "use an unfinished model, or resume training (worldmodels train ... train.resume=true)."
+        )
+    found = ", ".join(p.name for p in stages[:8]) or "nothing"
+    raise CheckpointError(
+        f"{path} holds no model: it has no {CONFIG_FILE} and no RUN/<stage>/{FINAL_DIR}/{CONFIG_FILE} "
+        f"(subdirectories: {found}).{hint} {expected}"
+    )

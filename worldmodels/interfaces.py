@@ -244,6 +244,9 @@ class Dynamics(Component, abc.ABC):
     kind: ClassVar[str] = "dynamics"
     vocab_size: int
     max_frames: int
+    predicts_outcomes: ClassVar[bool] = False
+    """True when the model also predicts each transition's reward and episode end: its ``loss``
+    then takes ``rewards`` and ``terminated`` keywords and :meth:`predict_outcome` answers."""
 
     @property
     def mask_token_id(self) -> int:
@@ -259,6 +262,19 @@ class Dynamics(Component, abc.ABC):
     def loss(self, tokens: Tensor, action_embeddings: Tensor) -> LossOutput:
         """loss(tokens: B T h w, action_embeddings: B T-1 D) -> (loss, metrics)."""
         raise NotImplementedError("loss(tokens: B T h w, action_embeddings: B T-1 D) -> (loss, metrics)")
+
+    def predict_outcome(self, tokens: Tensor, action_embeddings: Tensor) -> tuple[Tensor, Tensor] | None:
+        """Reward and episode-end probability of the transition out of the last frame of ``tokens``.
+
+        Args:
+            tokens: context ``B T h w``.
+            action_embeddings: ``B T D``; entry ``T-1`` is the action taken at the last frame.
+
+        Returns:
+            ``(reward B, termination probability B)``, or ``None`` for a model that does not
+            predict them (the default).
+        """
+        return None
 
     def prefill(self, tokens: Tensor, action_embeddings: Tensor) -> DynamicsCache:
         """Prepare to predict the frame after ``tokens``.
@@ -308,10 +324,14 @@ class StepOutput:
     Attributes:
         frame: the generated frame ``B C H W`` in ``[0, 1]``.
         tokens: its tokens ``B h w``.
+        reward: the predicted reward of the step ``B``, where the dynamics predicts it (else ``None``).
+        terminated: the predicted probability that the step ended the episode ``B`` (else ``None``).
     """
 
     frame: Tensor
     tokens: Tensor
+    reward: Tensor | None = None
+    terminated: Tensor | None = None
 
 
 COMPONENT_KINDS: tuple[str, ...] = ("tokenizer", "action_model", "dynamics", "sampler")

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from worldmodels._version import __version__
 from worldmodels.build_config import build_component, resolve_model_config
 from worldmodels.checkpoint import (
     CONFIG_FILE,
@@ -25,7 +26,7 @@ from worldmodels.checkpoint import (
     file_sha256,
     load_tensors,
     read_json,
-    recover_directory,
+    resolve_model_dir,
     save_tensors,
     write_json,
 )
@@ -129,7 +130,6 @@ class WorldModel(nn.Module):
     @property
     def config(self) -> dict[str, Any]:
         """The full resolved config: rebuilds this exact architecture."""
-        from worldmodels import __version__
 
         return {
             "name": self.name,
@@ -187,6 +187,8 @@ class WorldModel(nn.Module):
         train_action_model: bool = True,
         actions: Tensor | None = None,
         tokens: Tensor | None = None,
+        rewards: Tensor | None = None,
+        terminated: Tensor | None = None,
     ) -> LossOutput:
         """Co-training loss of the paper's second stage on ``B T C H W``.
 
@@ -201,6 +203,8 @@ class WorldModel(nn.Module):
                 action model with :attr:`~worldmodels.ActionModel.uses_recorded_actions` needs them.
             tokens: the clip's tokens ``B T h w`` when already known (a token cache); otherwise
                 the frozen tokenizer encodes ``video``.
+            rewards: recorded rewards ``B T-1`` (``NaN`` unknown), for dynamics that predict them.
+            terminated: recorded episode ends ``B T-1`` (``-1`` unknown), likewise.
         """
         self._check_frames(video, min_frames=2)
         if tokens is None:
@@ -221,7 +225,10 @@ class WorldModel(nn.Module):
                 actions = self.action_model.infer(video, recorded)
             lam_loss = None
         embeddings = self.action_model.embed(actions).detach()
-        dyn_loss, dyn_metrics = self.dynamics.loss(tokens, embeddings)
+        if self.dynamics.predicts_outcomes:
+            dyn_loss, dyn_metrics = self.dynamics.loss(tokens, embeddings, rewards=rewards, terminated=terminated)
+        else:
+            dyn_loss, dyn_metrics = self.dynamics.loss(tokens, embeddings)
         metrics.update({f"dynamics/{k}": v for k, v in dyn_metrics.items()})
         total = dyn_loss if lam_loss is None else dyn_loss + lam_loss
         metrics["loss"] = total.detach()
@@ -300,7 +307,8 @@ class WorldModel(nn.Module):
             use_cache: use the dynamics' key/value cache.
 
         Returns:
-            :class:`~worldmodels.interfaces.StepOutput` with the new frame ``B C H W`` and its tokens.
+            :class:`~worldmodels.interfaces.StepOutput` with the new frame ``B C H W``, its tokens, and
+            where the dynamics predicts them the step's reward and episode-end probability.
         """
         video = self._as_video(frames, "frames")
         b, t = video.shape[:2]
@@ -317,7 +325,27 @@ class WorldModel(nn.Module):
         actions = torch.cat([past_actions.long(), action[:, None]], dim=1)
         next_tokens = self.predict_next_tokens(tokens, actions, generator=generator, use_cache=use_cache)
         decoded = self.tokenizer.decode(torch.cat([tokens, next_tokens[:, None]], dim=1)[:, -self.num_frames :])
-        return StepOutput(frame=decoded[:, -1], tokens=next_tokens)
+        reward, terminated = self.predict_outcome(tokens, actions)
+        return StepOutput(frame=decoded[:, -1], tokens=next_tokens, reward=reward, terminated=terminated)
+
+    @torch.no_grad()
+    def predict_outcome(self, tokens: Tensor, actions: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        """The predicted reward and episode-end probability of the step out of the last context frame.
+
+        Args:
+            tokens: context ``B T h w`` (the last ``num_frames - 1`` frames are used).
+            actions: ``B T``; the last one is the action taken at the last context frame.
+
+        Returns:
+            ``(reward B, termination probability B)``; ``(None, None)`` for dynamics that do
+            not predict outcomes (:attr:`~worldmodels.Dynamics.predicts_outcomes`).
+        """
+        if not self.dynamics.predicts_outcomes:
+            return None, None
+        window = self._context_window()
+        tokens, actions = tokens[:, -window:], actions[:, -window:]
+        outcome = self.dynamics.predict_outcome(tokens, self.action_model.embed(actions.long()))
+        return (None, None) if outcome is None else outcome
 
     @torch.no_grad()
     def generate(
@@ -420,16 +448,16 @@ class WorldModel(nn.Module):
         """Rebuild a model saved with :meth:`save_pretrained` (no pickle is ever executed).
 
         Args:
-            directory: the checkpoint directory.
+            directory: a :meth:`save_pretrained` directory, a training checkpoint
+                (``RUN/<stage>/checkpoints/step-N``) or a training run directory (its finished
+                model; :func:`~worldmodels.checkpoint.resolve_model_dir`).
             device: where to put the weights.
             **overrides: config overrides that keep the architecture (e.g. ``sampler={"steps": 8}``).
 
         Raises:
             CheckpointError: for a missing, corrupt or mismatched checkpoint.
         """
-        directory = recover_directory(directory)
-        if not directory.is_dir():
-            raise CheckpointError(f"Checkpoint directory {directory} does not exist.")
+        directory = resolve_model_dir(directory)
         saved = read_json(directory / CONFIG_FILE)
         if not isinstance(saved, dict) or "model" not in saved:
             raise CheckpointError(

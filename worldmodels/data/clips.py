@@ -10,7 +10,8 @@
 and serves clips of ``num_frames`` frames as dicts::
 
     {"video": T C H W float32 in [0, 1], "actions": T-1 int64 (-1 where unknown),
-     "source": str, "start": int}
+     "rewards": T-1 float32 (NaN where unknown), "terminated": T-1 int64 (1 where the
+     transition ended the game episode, 0 where not, -1 where unknown), "source": str, "start": int}
 
 Each file (or each episode of a shard) is a *segment*; clips never cross segments, so they
 never cross episode boundaries. Clip ``k`` of a segment starts at frame ``k * stride`` and
@@ -107,6 +108,26 @@ def _to_video(frames: np.ndarray, image_size: tuple[int, int] | None) -> Tensor:
     video = torch.from_numpy(np.array(frames, dtype=np.uint8)).float().div_(255.0)  # copies out of memory maps
     video = rearrange(video, "t h w c -> t c h w")
     return resize_video(video, image_size)
+
+
+def _transition_outcomes(
+    rewards: np.ndarray | None, terminated: np.ndarray | None, frame_skip: int, count: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame rewards / episode ends of a clip's frames -> one per sampled transition.
+
+    With ``frame_skip > 1`` a transition's reward is the sum over its steps and it terminates
+    when any of them does; an unknown step makes the transition's value unknown (``NaN`` / ``-1``).
+    """
+    out_r = np.full(count, np.nan, np.float32)
+    out_d = np.full(count, -1, np.int64)
+    if rewards is not None:
+        steps = np.asarray(rewards, np.float32)[: count * frame_skip].reshape(-1, frame_skip)
+        out_r[: len(steps)] = steps.sum(axis=1)
+    if terminated is not None:
+        steps = np.asarray(terminated, np.int64)[: count * frame_skip].reshape(-1, frame_skip)
+        known = (steps >= 0).all(axis=1)
+        out_d[: len(steps)] = np.where(known, steps.max(axis=1), -1)
+    return out_r, out_d
 
 
 def _transition_actions(per_frame: np.ndarray, frame_skip: int) -> np.ndarray:
@@ -466,6 +487,18 @@ class ClipDataset(Dataset):
         before = self._cum[k - 1] if k else 0
         return k, (index - before) * self.stride
 
+    def _optional_array(self, path_key: str, key: str) -> np.ndarray | None:
+        """An array of a shard that older recordings may lack (``rewards``, ``terminated``)."""
+        cache_key = (path_key, key)
+        if cache_key in self._cache:
+            return self._cache[cache_key]
+        path, _, member = path_key.partition("::")
+        if member or not path.endswith(".npz"):
+            return None
+        array = open_array(path, key, mmap=False)
+        self._cache[cache_key] = array
+        return array
+
     def _array(self, path_key: str, key: str) -> np.ndarray:
         cache_key = (path_key, key)
         if cache_key in self._cache:
@@ -544,9 +577,19 @@ class ClipDataset(Dataset):
                 if seg.actions == "transition" and len(per_frame) < self.span:
                     per_frame = np.concatenate([per_frame, np.full(self.span - len(per_frame), -1, np.int64)])
             actions = _transition_actions(per_frame.astype(np.int64), skip)
+        rewards = terminated = None
+        if seg.kind == "flat":
+            window = slice(seg.offset + start, seg.offset + start + self.span - 1)
+            all_rewards = self._optional_array(seg.path, "rewards")
+            all_terminated = self._optional_array(seg.path, "terminated")
+            rewards = None if all_rewards is None else np.asarray(all_rewards[window])
+            terminated = None if all_terminated is None else np.asarray(all_terminated[window])
+        clip_rewards, clip_terminated = _transition_outcomes(rewards, terminated, skip, T - 1)
         return {
             "video": _to_video(np.asarray(frames), self.image_size),
             "actions": torch.from_numpy(actions),
+            "rewards": torch.from_numpy(clip_rewards),
+            "terminated": torch.from_numpy(clip_terminated),
             "source": seg.source,
             "start": int(start),
         }

@@ -35,6 +35,11 @@ gymnasium, episode ``j`` of a split resets with seed ``range_start + j % num_lev
 draws levels from the range itself (``start_level``/``num_levels``) and the level actually
 played is read back from the environment.
 
+**Rewards and episode ends.** Every recorded action keeps its reward and whether it ended the
+game episode (``terminated``; truncation by a time limit is not termination). Procgen resets a
+finished game by itself, so the frame after the last action of a game is never seen: that
+action's outcome is kept on the window's last frame, which no transition of a clip uses.
+
 **Episodes.** A recorded episode holds at most ``frames_per_episode`` frames and never crosses
 a game-episode boundary. Gymnasium episodes are the first frames after a reset. Procgen
 cannot reset one environment of a vector, so a Procgen episode is a *window* of consecutive
@@ -580,14 +585,16 @@ class ProcgenRecorder(Recorder):
         act = self._policy(policy, n, rng)
         frames: list[list[np.ndarray]] = [[] for _ in range(n)]
         actions: list[list[int]] = [[] for _ in range(n)]
+        rewards: list[list[float]] = [[] for _ in range(n)]  # of each recorded action; NaN until observed
+        ended: list[list[int]] = [[] for _ in range(n)]  # 1 where the action ended the game episode
         level_seed = np.full(n, -1, np.int64)
         window_start = np.zeros(n, np.int64)
         game_step = np.zeros(n, np.int64)
         emitted = 0
 
         def close(i: int) -> Episode | None:
-            window = frames[i], actions[i]
-            frames[i], actions[i] = [], []
+            window = frames[i], actions[i], rewards[i], ended[i]
+            frames[i], actions[i], rewards[i], ended[i] = [], [], [], []
             if len(window[0]) < 2:
                 return None
             return Episode(
@@ -595,14 +602,21 @@ class ProcgenRecorder(Recorder):
                 np.asarray(window[1], np.int64),
                 level_seed=int(level_seed[i]),
                 start_step=int(window_start[i]),
+                rewards=np.asarray(window[2], np.float32),
+                terminated=np.asarray(window[3], np.int8),
             )
 
         try:
             step = 0
             while emitted < plan.episodes:
-                _, ob, first = env.observe()
+                rew, ob, first = env.observe()
                 rgb = np.array(ob["rgb"], dtype=np.uint8, copy=True)
                 first = np.asarray(first, bool)
+                if step > 0:  # the outcome of the last recorded action of every open window
+                    for i in range(n):
+                        if frames[i]:
+                            rewards[i][-1] = float(rew[i])
+                            ended[i][-1] = int(first[i])
                 if step > 0 and first.any():  # game episodes that ended: close their windows
                     for i in np.flatnonzero(first):
                         episode = close(int(i))
@@ -622,6 +636,8 @@ class ProcgenRecorder(Recorder):
                 for i in range(n):
                     frames[i].append(rgb[i])
                     actions[i].append(int(a[i]))
+                    rewards[i].append(float("nan"))
+                    ended[i].append(-1)
                 env.act(a.astype(np.int32))
                 game_step += 1
                 step += 1
@@ -809,15 +825,22 @@ class GymRecorder(Recorder):
                 act = self._policy(policy, env, rng)
                 frames = [self._render(env)]
                 actions: list[int] = []
+                rewards: list[float] = []
+                ended: list[int] = []
                 while len(frames) < frames_per_episode:
                     action = act(env, frames[-1])
-                    _, _, terminated, truncated, _ = env.step(action)
+                    _, reward, terminated, truncated, _ = env.step(action)
                     actions.append(int(action) if self.discrete else -1)
+                    rewards.append(float(reward))
+                    ended.append(int(bool(terminated)))
                     frames.append(self._render(env))
                     if terminated or truncated:
                         break
                 actions.append(-1)
-                yield Episode(resize_frames(np.stack(frames), image_size), np.asarray(actions), level_seed=level)
+                rewards.append(float("nan"))
+                ended.append(-1)
+                yield Episode(resize_frames(np.stack(frames), image_size), np.asarray(actions), level_seed=level,
+                              rewards=np.asarray(rewards, np.float32), terminated=np.asarray(ended, np.int8))
         finally:
             env.close()
 

@@ -24,6 +24,10 @@ key             dtype, shape       meaning
 ``level_seed``  int64 ``N``        the level / reset seed the episode was played on
 ``step``        int64 ``N``        index of the frame within its game episode (a
                                    recorded episode may start mid-game, see recorders)
+``rewards``     float32 ``N``      reward of the action taken at frame ``i`` (``NaN``
+                                   where unknown); optional, written when recorded
+``terminated``  int8 ``N``         1 when the action taken at frame ``i`` ended the game
+                                   episode, 0 when not, ``-1`` unknown; optional
 ==============  =================  ======================================================
 
 Shards are written uncompressed by default (``np.savez``), which lets readers memory-map
@@ -79,6 +83,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from worldmodels._version import __version__
 
 __all__ = [
     "FORMAT_NAME",
@@ -149,16 +155,29 @@ class Episode:
             unknown; the last entry is forced to ``-1`` when written.
         level_seed: the level or reset seed (``-1`` if unknown).
         start_step: index within the game episode of ``frames[0]``.
+        rewards: ``T`` float, ``rewards[t]`` the reward of ``actions[t]`` (``NaN`` unknown), or ``None``.
+        terminated: ``T`` int, ``1`` where ``actions[t]`` ended the game episode (``-1``
+            unknown), or ``None``.
     """
 
     frames: np.ndarray
     actions: np.ndarray
     level_seed: int = -1
     start_step: int = 0
+    rewards: np.ndarray | None = None
+    terminated: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.frames = np.asarray(self.frames)
         self.actions = np.asarray(self.actions, dtype=np.int64).reshape(-1)
+        for name in ("rewards", "terminated"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            value = np.asarray(value, dtype=np.float32 if name == "rewards" else np.int8).reshape(-1)
+            if len(value) != len(self.actions):
+                raise ValueError(f"Episode needs one {name} entry per frame (T={len(self.actions)}), got {len(value)}.")
+            setattr(self, name, value)
         if self.frames.dtype != np.uint8 or self.frames.ndim != 4:
             raise ValueError(f"Episode frames must be T H W C uint8, got {self.frames.dtype} {self.frames.shape}.")
         if len(self.actions) != len(self.frames):
@@ -209,7 +228,7 @@ def write_shard(
 
     Shapes:
         writes ``frames`` ``N H W C`` uint8 and ``actions``/``episode``/``level_seed``/``step``
-        ``N`` int64.
+        ``N`` int64 (and ``rewards`` ``N`` float32 / ``terminated`` ``N`` int8 when an episode has them).
     """
     if not episodes:
         raise ValueError("write_shard needs at least one episode.")
@@ -238,6 +257,14 @@ def write_shard(
         "level_seed": np.concatenate([np.full(len(ep), ep.level_seed, np.int64) for ep in episodes]),
         "step": np.concatenate([np.arange(len(ep), dtype=np.int64) + ep.start_step for ep in episodes]),
     }
+    if any(ep.rewards is not None for ep in episodes):
+        arrays["rewards"] = np.concatenate([
+            ep.rewards if ep.rewards is not None else np.full(len(ep), np.nan, np.float32) for ep in episodes
+        ])
+    if any(ep.terminated is not None for ep in episodes):
+        arrays["terminated"] = np.concatenate([
+            ep.terminated if ep.terminated is not None else np.full(len(ep), -1, np.int8) for ep in episodes
+        ])
     save = np.savez_compressed if compress else np.savez
     path = Path(path)
     with atomic_output(path) as tmp:
@@ -612,7 +639,6 @@ class ShardWriter:
             splits.setdefault(name, {"episodes": 0, "frames": 0, "transitions": 0, "shards": []}).update(
                 {k: v for k, v in extra.items() if k not in ("episodes", "frames", "transitions", "shards")}
             )
-        from worldmodels import __version__
 
         manifest = {
             "format": FORMAT_NAME,

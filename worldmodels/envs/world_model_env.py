@@ -44,7 +44,12 @@ from torch import Tensor
 
 from worldmodels.world_model import WorldModel
 
-__all__ = ["PromptError", "PromptLike", "WorldModelEnv", "load_world_model", "prompt_to_video"]
+__all__ = [
+    "TERMINATION_THRESHOLD", "PromptError", "PromptLike", "WorldModelEnv", "load_world_model", "prompt_to_video",
+]
+
+TERMINATION_THRESHOLD = 0.5
+"""A step ends the episode when the model's predicted termination probability exceeds this."""
 
 PromptLike = Union[str, os.PathLike, np.ndarray, Tensor, "PIL.Image.Image", None]  # noqa: F821
 """What a prompt can be: an image file path, a PIL image, a numpy array (channels last,
@@ -496,8 +501,11 @@ class WorldModelEnv(gym.Env):
             action: a latent action index in ``[0, A)`` (int, numpy integer or 0-d integer tensor).
 
         Returns:
-            ``(observation, 0.0, False, truncated, info)``; ``info`` holds ``frame_index``,
-            ``action`` and ``context_frames``. :attr:`last_timings` holds the seconds spent in
+            ``(observation, reward, terminated, truncated, info)``: the reward and episode end the
+            model predicts where its dynamics predicts them (:attr:`~worldmodels.Dynamics.predicts_outcomes`;
+            terminated when the predicted probability exceeds :data:`TERMINATION_THRESHOLD`),
+            ``0.0`` and ``False`` otherwise; ``info`` holds ``frame_index``, ``action``,
+            ``context_frames`` and, with predicted outcomes, ``termination_probability``. :attr:`last_timings` holds the seconds spent in
             ``dynamics_s`` (token sampling, all MaskGIT iterations) and ``decode_s``.
 
         Raises:
@@ -520,6 +528,7 @@ class WorldModelEnv(gym.Env):
             next_tokens = self.model.predict_next_tokens(
                 self._tokens[:, -context:], actions[:, -context:], generator=self._generator, use_cache=self.use_cache
             )
+            reward, terminated = self.model.predict_outcome(self._tokens[:, -context:], actions[:, -context:])
             tokens = torch.cat([self._tokens, next_tokens[:, None].to(self._tokens.dtype)], dim=1)
             tokens = tokens[:, -num_frames:]  # slide the window once it is full
             actions = actions[:, actions.shape[1] - (tokens.shape[1] - 1) :]  # the transitions between kept frames
@@ -534,7 +543,11 @@ class WorldModelEnv(gym.Env):
         truncated = self.max_episode_steps is not None and self._steps >= self.max_episode_steps
         self.last_timings = {"dynamics_s": dynamics_s, "decode_s": decode_s}
         info = {"frame_index": self._steps, "action": index, "context_frames": int(tokens.shape[1])}
-        return frame.copy(), 0.0, False, bool(truncated), info
+        reward_value = float(reward[0]) if reward is not None else 0.0
+        done = terminated is not None and float(terminated[0]) > TERMINATION_THRESHOLD
+        if terminated is not None:
+            info["termination_probability"] = float(terminated[0])
+        return frame.copy(), reward_value, bool(done), bool(truncated), info
 
     def render(self) -> np.ndarray | None:
         """The current frame ``H W 3`` uint8 in ``"rgb_array"`` mode (``None`` without a render mode).

@@ -44,7 +44,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from worldmodels.checkpoint import CONFIG_FILE, CheckpointError, recover_directory
+from worldmodels._version import __version__
+from worldmodels.checkpoint import FINAL_DIR, resolve_model_dir
 from worldmodels.eval.codebook import CodebookStats, codebook_stats
 from worldmodels.eval.controllability import ControllabilityResult, delta_psnr
 from worldmodels.eval.fvd import I3D_INPUT_SIZE, FVDResult, compute_fvd
@@ -92,8 +93,6 @@ REPORT_FORMAT_VERSION: int = 1
 FIGURE_FILES: tuple[str, ...] = ("reconstruction.png", "latent_actions.png", "delta_psnr.png")
 """The pictures :meth:`EvalReport.save` writes."""
 
-_STAGE_PREFERENCE: tuple[str, ...] = ("dynamics", "lam", "tokenizer")
-_FINAL_DIR = "final"  # the layout of worldmodels.training: RUN/<stage>/final
 
 
 # ---------------------------------------------------------------------------------------------
@@ -101,65 +100,8 @@ _FINAL_DIR = "final"  # the layout of worldmodels.training: RUN/<stage>/final
 # ---------------------------------------------------------------------------------------------
 
 
-def resolve_checkpoint(path: str | os.PathLike[str]) -> Path:
-    """The ``WorldModel.save_pretrained`` directory that ``path`` names.
-
-    ``path`` is either such a directory (``config.json`` + ``model.safetensors``; a training
-    checkpoint ``RUN/<stage>/checkpoints/step-N`` has the same layout) or a training run
-    directory, in which case ``RUN/dynamics/final`` is used when it exists, otherwise the most
-    recently written ``RUN/<stage>/final``.
-
-    Args:
-        path: a checkpoint directory or a run directory.
-
-    Returns:
-        The directory to pass to :meth:`worldmodels.WorldModel.from_pretrained`.
-
-    Raises:
-        CheckpointError: when ``path`` does not exist, is a file, or holds no finished model (the
-            message lists the training checkpoints found, if any, which can be passed instead).
-
-    Shapes:
-        not applicable.
-    """
-    path = recover_directory(path)
-    expected = (
-        "Pass a WorldModel checkpoint directory (config.json + model.safetensors, written by "
-        "WorldModel.save_pretrained) or a training run directory holding RUN/<stage>/final."
-    )
-    if not path.exists():
-        raise CheckpointError(f"{path} does not exist. {expected}")
-    if not path.is_dir():
-        raise CheckpointError(f"{path} is a file, not a checkpoint directory. {expected}")
-    if (path / CONFIG_FILE).is_file():
-        return path
-    stages = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-    finals = []
-    for stage_dir in stages:
-        final = recover_directory(stage_dir / _FINAL_DIR)
-        if (final / CONFIG_FILE).is_file():
-            finals.append(final)
-    preferred = path / _STAGE_PREFERENCE[0] / _FINAL_DIR
-    if preferred in finals:
-        return preferred
-    if finals:
-        return max(finals, key=lambda p: ((p / CONFIG_FILE).stat().st_mtime, _stage_rank(p.parent.name)))
-    steps = sorted(path.glob("*/checkpoints/step-*[0-9]"))
-    hint = ""
-    if steps:
-        hint = (
-            f" The run has training checkpoints but no finished stage, e.g. {steps[-1]}; pass one of them to "
-            "evaluate an unfinished model, or resume training (worldmodels train ... resume=true)."
-        )
-    found = ", ".join(p.name for p in stages[:8]) or "nothing"
-    raise CheckpointError(
-        f"{path} holds no model: it has no {CONFIG_FILE} and no RUN/<stage>/{_FINAL_DIR}/{CONFIG_FILE} "
-        f"(subdirectories: {found}).{hint} {expected}"
-    )
-
-
-def _stage_rank(name: str) -> int:
-    return len(_STAGE_PREFERENCE) - _STAGE_PREFERENCE.index(name) if name in _STAGE_PREFERENCE else 0
+resolve_checkpoint = resolve_model_dir
+"""The model directory a path names (:func:`worldmodels.checkpoint.resolve_model_dir`, the one loader's rule)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,6 +125,8 @@ class _Clips:
     action_names: list[str] | None
     description: str
     action_groups: dict[str, list[int]] | None = None
+    rewards: Tensor | None = None
+    terminated: Tensor | None = None
 
 
 LATENT_FIGURE_PROMPTS = 3
@@ -266,7 +210,7 @@ def _load_clips(
     if max_clips is not None and max_clips < 1:
         raise ValueError(f"max_clips must be at least 1 (or None for every clip), got {max_clips}.")
     indices = spread_indices(len(dataset), len(dataset) if max_clips is None else max_clips)
-    videos, actions = [], []
+    videos, actions, rewards, ended = [], [], [], []
     for i in indices:
         item = dataset[i]
         if not isinstance(item, Mapping) or "video" not in item:
@@ -280,6 +224,11 @@ def _load_clips(
         if true is None:
             true = torch.full((video.shape[0] - 1,), -1, dtype=torch.long)
         actions.append(torch.as_tensor(true).long())
+        reward, done = item.get("rewards"), item.get("terminated")
+        rewards.append(torch.full((video.shape[0] - 1,), float("nan")) if reward is None
+                       else torch.as_tensor(reward).float())
+        ended.append(torch.full((video.shape[0] - 1,), -1, dtype=torch.long) if done is None
+                     else torch.as_tensor(done).long())
     shapes = {tuple(v.shape) for v in videos}
     if len(shapes) != 1:
         raise ValueError(f"The clips of {description} differ in shape ({sorted(shapes)}); evaluation stacks them.")
@@ -299,7 +248,8 @@ def _load_clips(
         )
     num_true, names = _dataset_action_info(dataset)
     groups = _dataset_action_groups(dataset, names)
-    return _Clips(video_NTCHW, true_NT, indices, len(dataset), num_true, names, description, groups)
+    return _Clips(video_NTCHW, true_NT, indices, len(dataset), num_true, names, description, groups,
+                  torch.stack(rewards), torch.stack(ended))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -972,6 +922,8 @@ class EvalReport:
     figures: dict[str, PILImage] = field(default_factory=dict, repr=False)
     figure_layouts: dict[str, dict[str, Any]] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
+    outcomes: dict[str, Any] = field(default_factory=lambda: {"available": False, "reason": "not measured"})
+    """Predicted against recorded rewards and episode ends (:func:`outcome_metrics`)."""
     baseline: dict[str, Any] | None = None
     """The ground-truth-action baseline on the same clips (:func:`evaluate`'s ``baseline``): its
     ``checkpoint``, ``model_name`` and ``controllability`` (as :meth:`controllability_dict`)."""
@@ -1050,6 +1002,8 @@ class EvalReport:
                 "baseline_delta_psnr_t4": base_at.get("mean"),
                 "baseline_delta_psnr_t4_sem": base_at.get("sem"),
                 "baseline_gen_psnr_t4": base["psnr_inferred_t"][t4] if base and t4 is not None else None,
+                "reward_correlation": self.outcomes.get("reward_correlation"),
+                "termination_accuracy": self.outcomes.get("termination_accuracy"),
                 "tokenizer_usage": tok.usage,
                 "tokenizer_perplexity": tok.perplexity,
                 "lam_usage": lam.usage,
@@ -1083,6 +1037,7 @@ class EvalReport:
                 "figures": self.figure_layouts,
                 "files": self.files,
                 "baseline": self.baseline,
+                "outcomes": self.outcomes,
                 "latent_names": self.latent_names(),
             }
         )
@@ -1153,6 +1108,13 @@ class EvalReport:
                 f"  baseline         recorded actions ({self.baseline.get('model_name')}): Delta_t PSNR t={PAPER_T} "
                 f"{_fmt(head['baseline_delta_psnr_t4'])} dB (sem {_fmt(head['baseline_delta_psnr_t4_sem'])}), "
                 f"generated PSNR {_fmt(head['baseline_gen_psnr_t4'])} dB"
+            )
+        if self.outcomes.get("available"):
+            o = self.outcomes
+            lines.append(
+                f"  rewards          predicted vs recorded: correlation {_fmt(o['reward_correlation'], 3)}, sign "
+                f"accuracy {_fmt(o['reward_sign_accuracy'], 3)} ({o['nonzero_rewards']} non-zero of "
+                f"{o['transitions']}); episode ends {o['terminations']}, accuracy {_fmt(o['termination_accuracy'], 3)}"
             )
         lines.append(f"  {self.fvd.describe()}")
         lines.append(f"  time             {_fmt(self.timings.get('total'), 1)} s")
@@ -1251,6 +1213,14 @@ class EvalReport:
                 )
         else:
             lines.append(f"| Latent-action NMI, probe | n/a | {_md_cell(truth['reason'])} | |")
+        if self.outcomes.get("available"):
+            o = self.outcomes
+            lines.append(
+                f"| Predicted rewards: correlation with the recorded ones (one step ahead) | "
+                f"{_fmt(o['reward_correlation'], 4)} | sign accuracy {_fmt(o['reward_sign_accuracy'], 4)}, "
+                f"{o['nonzero_rewards']} non-zero rewards; episode ends {o['terminations']}, accuracy "
+                f"{_fmt(o['termination_accuracy'], 4)} | {o['transitions']} transitions |"
+            )
         lines += [
             f"| Latent-action usage entropy | {_fmt(usage['normalized_entropy'], 3)} of log A | "
             f"{_fmt(usage['entropy_nats'], 3)} nats, perplexity {_fmt(usage['perplexity'], 2)} of {lam.num_codes} | "
@@ -1547,7 +1517,7 @@ def evaluate(
             f"{num_frames - 1}."
         )
     notes: list[str] = []
-    if checkpoint_dir is not None and checkpoint_dir.name == _FINAL_DIR and checkpoint_dir.parent.name != "dynamics":
+    if checkpoint_dir is not None and checkpoint_dir.name == FINAL_DIR and checkpoint_dir.parent.name != "dynamics":
         notes.append(
             f"the model comes from {checkpoint_dir} (stage {checkpoint_dir.parent.name!r}), not from a finished "
             "dynamics stage: parts trained in later stages are untrained, so Delta_t PSNR and the latent-action "
@@ -1578,7 +1548,6 @@ def evaluate(
         say("baseline: Delta_t PSNR of the recorded-action model on the same clips")
         with _timed(timings, "baseline"):
             report.baseline = _evaluate_baseline(baseline, clips, device, model_overrides, horizon, batch_size, seed)
-    from worldmodels import __version__
 
     report.notes = notes + report.notes
     report.settings = {
@@ -1623,6 +1592,64 @@ def evaluate(
         say(f"writing the report to {out_dir}")
         report.save(out_dir)
     return report
+
+
+def outcome_metrics(
+    wm: WorldModel, clips: _Clips, *, batch_size: int, device: torch.device
+) -> dict[str, Any]:
+    """Predicted against recorded rewards and episode ends, one step ahead from the real frames.
+
+    For every transition ``t`` of every clip the model sees the real frames ``0..t`` and the
+    actions ``0..t`` and predicts the step's reward and episode end
+    (:meth:`~worldmodels.WorldModel.predict_outcome`); only transitions whose outcome the data
+    recorded count.
+
+    Returns:
+        ``available`` (False, with a reason, when the model predicts no outcomes or the data has
+        none), ``reward_correlation`` (Pearson, ``None`` when the recorded rewards are constant),
+        ``reward_sign_accuracy``, ``reward_mae``, ``nonzero_rewards``, ``termination_accuracy``,
+        ``terminations`` and the transition counts.
+    """
+    if not wm.dynamics.predicts_outcomes:
+        return {"available": False, "reason": f"the {wm.dynamics.get_config()['name']} dynamics predicts no rewards"}
+    if clips.rewards is None or not bool(torch.isfinite(clips.rewards).any()):
+        return {"available": False, "reason": "the data recorded no rewards"}
+    if getattr(wm.action_model, "uses_recorded_actions", False) and bool((clips.actions < 0).all()):
+        return {"available": False, "reason": "the data recorded no actions for the model to condition on"}
+    predicted_r, predicted_d = [], []
+    for start in range(0, clips.video.shape[0], batch_size):
+        video = clips.video[start : start + batch_size].to(device)
+        given = clips.actions[start : start + batch_size].to(device)
+        tokens = wm.encode(video)
+        actions = wm.infer_actions(video, given.clamp_min(0)).long()
+        rows_r, rows_d = [], []
+        for t in range(video.shape[1] - 1):
+            reward, done = wm.predict_outcome(tokens[:, : t + 1], actions[:, : t + 1])
+            rows_r.append(reward.float().cpu())
+            rows_d.append(done.float().cpu())
+        predicted_r.append(torch.stack(rows_r, 1))
+        predicted_d.append(torch.stack(rows_d, 1))
+    pred_r, pred_d = torch.cat(predicted_r).double(), torch.cat(predicted_d).double()
+    known_r = torch.isfinite(clips.rewards) & (clips.actions >= 0)
+    true_r = clips.rewards.double()[known_r]
+    p_r = pred_r[known_r]
+    correlation = None
+    if true_r.numel() > 1 and float(true_r.std()) > 0 and float(p_r.std()) > 0:
+        correlation = float(torch.corrcoef(torch.stack([p_r, true_r]))[0, 1])
+    known_d = (clips.terminated >= 0) & (clips.actions >= 0)
+    true_d = clips.terminated[known_d].double()
+    return {
+        "available": True,
+        "transitions": int(known_r.sum()),
+        "reward_correlation": correlation,
+        "reward_sign_accuracy": float((torch.sign(p_r.round()) == torch.sign(true_r)).double().mean()),
+        "reward_mae": float((p_r - true_r).abs().mean()),
+        "nonzero_rewards": int((true_r != 0).sum()),
+        "termination_transitions": int(known_d.sum()),
+        "terminations": int(true_d.sum()),
+        "termination_accuracy": float(((pred_d[known_d] > 0.5).double() == true_d).double().mean())
+        if int(known_d.sum()) else None,
+    }
 
 
 def _evaluate_baseline(
@@ -1747,6 +1774,10 @@ def _measure(
                                                               _batches(clips.actions, batch_size))]
         control = delta_psnr(wm, batches, horizon=horizon, seed=seed)
 
+    # Rewards and episode ends, where the model predicts them.
+    with _timed(timings, "outcomes"):
+        outcomes = outcome_metrics(wm, clips, batch_size=batch_size, device=device)
+
     # FVD of generations with the inferred actions against the real clips.
     notes: list[str] = []
     with _timed(timings, "fvd"):
@@ -1784,6 +1815,7 @@ def _measure(
         notes=notes,
         figures=figures,
         figure_layouts=layouts,
+        outcomes=outcomes,
     )
 
 

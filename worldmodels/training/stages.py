@@ -13,25 +13,25 @@ only ever calls these :class:`~worldmodels.WorldModel` losses, so any registered
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from torch import Tensor, nn
 
 from worldmodels.checkpoint import (
     CONFIG_FILE,
+    FINAL_DIR as FINAL_DIR,  # re-exported: the trainer names RUN/<stage>/final with it
     WEIGHTS_FILE,
     CheckpointError,
     check_state_dict,
     file_sha256,
     load_tensors,
     read_json,
-    recover_directory,
+    resolve_model_dir,
 )
 from worldmodels.interfaces import COMPONENT_KINDS, LossOutput
 from worldmodels.world_model import WorldModel
 
-FINAL_DIR = "final"
 CHECKPOINTS_DIR = "checkpoints"
 
 
@@ -55,8 +55,9 @@ class StageLoss(nn.Module):
         freeze_action_model: dynamics stage only: keep the action model frozen.
 
     Shapes:
-        ``forward``: video ``B T C H W`` float in ``[0, 1]`` and recorded actions ``B T-1``
-        (``-1`` unknown) or ``None`` -> ``(loss, metrics)``.
+        ``forward``: a batch dict with ``video`` ``B T C H W`` float in ``[0, 1]`` and, where
+        known, ``actions`` / ``rewards`` / ``terminated`` ``B T-1`` and ``tokens`` ``B T h w``
+        -> ``(loss, metrics)``.
     """
 
     def __init__(self, model: WorldModel, stage: str, freeze_action_model: bool = False) -> None:
@@ -74,19 +75,22 @@ class StageLoss(nn.Module):
             getattr(self.model, name).eval()
         return self
 
-    def forward(self, video: Tensor, actions: Tensor | None = None, tokens: Tensor | None = None) -> LossOutput:
+    def forward(self, batch: Mapping[str, Tensor]) -> LossOutput:
         """The stage's loss and metrics on a batch of clips.
 
-        ``actions``: the recorded ones, ``B T-1``, or None; ``tokens``: the clips' tokens from a
-        token cache (dynamics stage), or None to encode them here.
+        ``batch`` holds ``video`` and, where the data has them, the recorded ``actions``,
+        ``rewards`` and ``terminated`` (``B T-1``), and the clips' ``tokens`` when a token cache
+        serves them (dynamics stage).
         """
+        video = batch["video"]
         if self.stage == "tokenizer":
             return self.model.tokenizer_loss(video)
         if self.stage == "lam":
-            return self.model.action_model_loss(video, actions)
+            return self.model.action_model_loss(video, batch.get("actions"))
         return self.model.dynamics_loss(
-            video, train_action_model=not self.freeze_action_model, actions=actions, tokens=tokens
-        )
+            video, train_action_model=not self.freeze_action_model, actions=batch.get("actions"),
+            tokens=batch.get("tokens"), rewards=batch.get("rewards"), terminated=batch.get("terminated"),
+        )  # fmt: skip
 
 
 def set_trainable(model: WorldModel, components: Sequence[str]) -> dict[str, bool]:
@@ -107,26 +111,8 @@ def restore_trainable(model: WorldModel, previous: dict[str, bool]) -> None:
             param.requires_grad_(previous[name])
 
 
-def model_weights_dir(path: str | os.PathLike[str]) -> Path:
-    """The ``save_pretrained`` directory that ``path`` points at.
-
-    Accepts a ``WorldModel.save_pretrained`` directory, a training checkpoint (the same
-    layout), or a run directory (its most advanced stage's ``final``: dynamics, lam, tokenizer).
-
-    Raises:
-        CheckpointError: when nothing loadable is there.
-    """
-    path = recover_directory(path)
-    if (path / CONFIG_FILE).is_file():
-        return path
-    for stage in ("dynamics", "lam", "tokenizer"):
-        final = recover_directory(path / stage / FINAL_DIR)
-        if (final / CONFIG_FILE).is_file():
-            return final
-    raise CheckpointError(
-        f"{path} holds no model: expected a WorldModel.save_pretrained directory (config.json + "
-        "model.safetensors), a training checkpoint, or a run directory with <stage>/final."
-    )
+model_weights_dir = resolve_model_dir
+"""The ``save_pretrained`` directory a path names (:func:`worldmodels.checkpoint.resolve_model_dir`)."""
 
 
 def load_weights(model: WorldModel, path: str | os.PathLike[str], components: Sequence[str] | None = None) -> Path:

@@ -135,6 +135,11 @@ class TrainResult:
         return list(self.stages.values())[-1].final_dir
 
 
+def _tensors_to(batch: Mapping[str, Any], device: torch.device) -> dict[str, Tensor]:
+    """The tensors of a collated batch (``video``, ``actions``, ``rewards``, ``terminated``, ``tokens``) on ``device``."""
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items() if isinstance(v, Tensor)}
+
+
 def _model_config(model: WorldModel) -> dict[str, Any]:
     return {k: v for k, v in model.config.items() if k != "library_version"}
 
@@ -386,7 +391,8 @@ class Trainer:
 
         Args:
             micro_batches: batched clip dicts (``video`` ``b T C H W`` and, where the data has
-                them, ``actions`` ``b T-1`` with ``-1`` unknown; both reach the stage's loss).
+                them, ``actions`` / ``rewards`` / ``terminated`` ``b T-1`` with ``-1`` / ``NaN``
+                unknown; every tensor reaches the stage's loss).
 
         Returns:
             Scalars averaged over ranks: ``loss``, the stage's metrics, ``grad_norm``, ``lr``,
@@ -402,13 +408,10 @@ class Trainer:
         sums: dict[str, Tensor] = {}
         last = len(micro_batches) - 1
         for i, batch in enumerate(micro_batches):
-            video = batch["video"].to(ctx.device, non_blocking=True)
-            actions, tokens = batch.get("actions"), batch.get("tokens")
-            actions = actions.to(ctx.device, non_blocking=True) if isinstance(actions, Tensor) else None
-            tokens = tokens.to(ctx.device, non_blocking=True) if isinstance(tokens, Tensor) else None
+            inputs = _tensors_to(batch, ctx.device)
             with gradient_sync(self._wrapped, self.strategy, sync=i == last):
                 with self._autocast():
-                    loss, metrics = self._module(video, actions, tokens)
+                    loss, metrics = self._module(inputs)
                 (loss.float() / len(micro_batches)).backward()
             values = {"loss": loss.detach().float()}
             values.update({k: v.detach().float() for k, v in metrics.items()
@@ -582,10 +585,8 @@ class Trainer:
                     mine = [(start + j) % n for j in range(share)]
                     for c in range(0, share, self.micro_batch):
                         batch = collate_clips([self.val_data[i] for i in mine[c : c + self.micro_batch]])
-                        actions = batch.get("actions")
-                        actions = actions.to(ctx.device) if isinstance(actions, Tensor) else None
                         with self._autocast():
-                            loss, metrics = self._module(batch["video"].to(ctx.device), actions)
+                            loss, metrics = self._module(_tensors_to(batch, ctx.device))
                         values = {"loss": loss.float()}
                         values.update({k: v.float() for k, v in metrics.items()
                                        if isinstance(v, Tensor) and v.numel() == 1 and k != "loss"})

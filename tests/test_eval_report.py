@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import toy_components  # noqa: F401  (registers the toy-world preset)
 import torch
+import toy_components  # noqa: F401  (registers the toy-world preset)
 from PIL import Image
 
 import worldmodels
@@ -319,6 +319,23 @@ def test_cli_writes_the_report_and_prints_the_summary(run_dir: Path, sprite_data
     data = json.loads((out / "report.json").read_text())
     assert data["settings"]["num_clips"] == 4 and data["settings"]["seed"] == 1
     assert sorted(data["files"]) == sorted(["report.json", "report.md", *FIGURE_FILES])
+
+
+def test_cli_reports_a_recorded_action_baseline_beside_the_model(run_dir: Path, sprite_data: Path, tmp_path: Path,
+                                                                capsys) -> None:
+    torch.manual_seed(1)
+    baseline = worldmodels.build("toy-world", action_model={"name": "recorded", "num_actions": 5})
+    baseline.save_pretrained(tmp_path / "baseline" / "dynamics" / "final")
+    out = tmp_path / "eval"
+    code = main(["eval", str(run_dir), "--data", str(sprite_data), "--max-clips", "4", "--horizon", "2",
+                 "--batch-size", "2", "--out", str(out), "--baseline", str(tmp_path / "baseline"), "--quiet"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "baseline" in captured.out
+    data = json.loads((out / "report.json").read_text())
+    # the test episode with unknown actions cannot condition a recorded-action model: 3 of the 4 clips
+    assert data["baseline"]["num_clips"] == 3 and len(data["baseline"]["controllability"]["delta_psnr_t"]) == 2
+    assert "Recorded-action baseline" in (out / "report.md").read_text()
 
 
 def test_cli_bad_checkpoint_or_data_fails_with_a_clear_error(tmp_path: Path, sprite_data: Path, run_dir: Path,

@@ -51,6 +51,16 @@ def test_frames_are_tokenized_independently() -> None:
     assert not torch.allclose(a[:, 2], b[:, 2])
 
 
+def test_decode_last_decodes_only_the_newest_frame() -> None:
+    tok = _tokenizer().eval()
+    tokens = tok.encode(torch.rand(2, 3, 3, 32, 32, generator=torch.Generator().manual_seed(0)))
+    with torch.no_grad():
+        torch.testing.assert_close(tok.decode_last(tokens), tok.decode(tokens)[:, -1], atol=1e-6, rtol=0)
+        other = tokens.clone()
+        other[:, :-1] = (other[:, :-1] + 1) % tok.vocab_size
+        assert torch.equal(tok.decode_last(other), tok.decode_last(tokens)), "older frames changed the newest one"
+
+
 def test_odd_frame_sizes_are_padded_and_cropped() -> None:
     tok = _tokenizer(image_size=[20, 28], downsample=8).eval()
     video = torch.rand(1, 2, 3, 20, 28)

@@ -145,6 +145,14 @@ class Tokenizer(Component, abc.ABC):
         """decode(tokens: B T h w int64) -> video: B T C H W float in [0, 1]."""
         raise NotImplementedError("decode(tokens: B T h w int64) -> video: B T C H W float in [0,1]")
 
+    def decode_last(self, tokens: Tensor) -> Tensor:
+        """decode_last(tokens: B T h w int64) -> frame: B C H W, the newest frame of ``tokens``.
+
+        What play needs each step. The default decodes the whole window and keeps its last frame;
+        a tokenizer whose decoder looks at fewer frames (a per-frame one) overrides it.
+        """
+        return self.decode(tokens)[:, -1]
+
     @abc.abstractmethod
     def loss(self, video: Tensor) -> LossOutput:
         """loss(video: B T C H W) -> (loss, metrics): reconstruction and quantiser losses."""

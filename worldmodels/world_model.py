@@ -226,7 +226,8 @@ class WorldModel(nn.Module):
             lam_loss = None
         embeddings = self.action_model.embed(actions).detach()
         if self.dynamics.predicts_outcomes:
-            dyn_loss, dyn_metrics = self.dynamics.loss(tokens, embeddings, rewards=rewards, terminated=terminated)
+            outcome_loss: Any = self.dynamics.loss  # a dynamics that predicts outcomes takes these keywords
+            dyn_loss, dyn_metrics = outcome_loss(tokens, embeddings, rewards=rewards, terminated=terminated)
         else:
             dyn_loss, dyn_metrics = self.dynamics.loss(tokens, embeddings)
         metrics.update({f"dynamics/{k}": v for k, v in dyn_metrics.items()})
@@ -324,9 +325,9 @@ class WorldModel(nn.Module):
         tokens = self.tokenizer.encode(video)
         actions = torch.cat([past_actions.long(), action[:, None]], dim=1)
         next_tokens = self.predict_next_tokens(tokens, actions, generator=generator, use_cache=use_cache)
-        decoded = self.tokenizer.decode(torch.cat([tokens, next_tokens[:, None]], dim=1)[:, -self.num_frames :])
+        frame = self.tokenizer.decode_last(torch.cat([tokens, next_tokens[:, None]], dim=1)[:, -self.num_frames :])
         reward, terminated = self.predict_outcome(tokens, actions)
-        return StepOutput(frame=decoded[:, -1], tokens=next_tokens, reward=reward, terminated=terminated)
+        return StepOutput(frame=frame, tokens=next_tokens, reward=reward, terminated=terminated)
 
     @torch.no_grad()
     def predict_outcome(self, tokens: Tensor, actions: Tensor) -> tuple[Tensor | None, Tensor | None]:

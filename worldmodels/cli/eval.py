@@ -44,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where to write the report (default: CHECKPOINT/eval)")
     parser.add_argument("--maskgit-steps", type=int, metavar="K",
                         help="override the sampler's iterations per frame (fewer is faster, and changes the numbers)")
+    parser.add_argument("--baseline", metavar="CHECKPOINT",
+                        help="a recorded-action model (e.g. the demo's OUT/baseline) evaluated on the same clips and "
+                             "reported beside the model")
     parser.add_argument("--device", default=None, help="torch device (default: cpu)")
     parser.add_argument("--quiet", action="store_true", help="print only the summary, not the progress lines")
 
@@ -70,6 +73,7 @@ def _run(args: argparse.Namespace) -> int:
         if value is not None and value < least:
             raise ValueError(f"{flag} must be at least {least}, got {value}.")
     checkpoint = resolve_checkpoint(args.checkpoint)
+    baseline = resolve_checkpoint(args.baseline) if args.baseline else None
     if not Path(args.data).exists():
         raise FileNotFoundError(
             f"--data {args.data} does not exist; pass a recorded data set (worldmodels record ... --out DIR) "
@@ -99,6 +103,7 @@ def _run(args: argparse.Namespace) -> int:
         out_dir=out,
         device=args.device,
         model_overrides=overrides,
+        baseline=baseline,
         log=log,
     )
     print(report.summary())

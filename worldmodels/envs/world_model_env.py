@@ -33,7 +33,7 @@ import os
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import gymnasium as gym
 import numpy as np
@@ -44,6 +44,9 @@ from torch import Tensor
 
 from worldmodels.world_model import WorldModel
 
+if TYPE_CHECKING:
+    import PIL.Image
+
 __all__ = [
     "TERMINATION_THRESHOLD", "PromptError", "PromptLike", "WorldModelEnv", "load_world_model", "prompt_to_video",
 ]
@@ -51,7 +54,7 @@ __all__ = [
 TERMINATION_THRESHOLD = 0.5
 """A step ends the episode when the model's predicted termination probability exceeds this."""
 
-PromptLike = Union[str, os.PathLike, np.ndarray, Tensor, "PIL.Image.Image", None]  # noqa: F821
+PromptLike = Union[str, os.PathLike, np.ndarray, Tensor, "PIL.Image.Image", None]
 """What a prompt can be: an image file path, a PIL image, a numpy array (channels last,
 ``H W C`` or ``T H W C``, uint8 or float in ``[0, 1]``), a torch tensor (channels first,
 ``C H W`` or ``T C H W``, float in ``[0, 1]`` or uint8), or ``None`` (a black frame)."""
@@ -145,7 +148,7 @@ def _to_float_tchw(prompt: Any) -> Tensor:
     try:
         from PIL import Image
     except ImportError:  # pragma: no cover - pillow is a core dependency
-        Image = None  # type: ignore[assignment]
+        Image = None
     if Image is not None and isinstance(prompt, Image.Image):
         prompt = np.asarray(prompt.convert("RGB"))
     if isinstance(prompt, np.ndarray):
@@ -262,9 +265,9 @@ def compile_world_model(model: WorldModel, backend: str = "inductor") -> WorldMo
     """Compile the inference path of ``model`` in place with :func:`torch.compile`.
 
     Compiles the dynamics' ``forward``, ``prefill`` and ``next_logits`` (what the sampler calls
-    at every MaskGIT iteration) and the tokenizer's ``decode`` (and ``decode_last`` when it has
-    one). Like :meth:`torch.nn.Module.compile` it changes the model it is given; calling it
-    twice does nothing the second time. The first steps after compiling are slow (tracing).
+    at every MaskGIT iteration) and the tokenizer's ``decode`` and ``decode_last``. Like
+    :meth:`torch.nn.Module.compile` it changes the model it is given; calling it twice does
+    nothing the second time. The first steps after compiling are slow (tracing).
 
     Args:
         model: the world model.
@@ -542,7 +545,7 @@ class WorldModelEnv(gym.Env):
         self._steps += 1
         truncated = self.max_episode_steps is not None and self._steps >= self.max_episode_steps
         self.last_timings = {"dynamics_s": dynamics_s, "decode_s": decode_s}
-        info = {"frame_index": self._steps, "action": index, "context_frames": int(tokens.shape[1])}
+        info: dict[str, Any] = {"frame_index": self._steps, "action": index, "context_frames": int(tokens.shape[1])}
         reward_value = float(reward[0]) if reward is not None else 0.0
         done = terminated is not None and float(terminated[0]) > TERMINATION_THRESHOLD
         if terminated is not None:
@@ -592,10 +595,7 @@ class WorldModelEnv(gym.Env):
     def _decode_newest(self, tokens: Tensor) -> np.ndarray:
         """Decode the newest frame of ``tokens`` ``1 T h w`` from its last ``decode_window`` frames."""
         window = tokens[:, -self.decode_window :]
-        tokenizer = self.model.tokenizer
-        decode_last = getattr(tokenizer, "decode_last", None)
-        frame = decode_last(window) if callable(decode_last) else tokenizer.decode(window)[:, -1]
-        return frame_to_uint8(frame[0])
+        return frame_to_uint8(self.model.tokenizer.decode_last(window)[0])
 
 
 def _model_device(model: WorldModel) -> torch.device:

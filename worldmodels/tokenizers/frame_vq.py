@@ -286,6 +286,10 @@ class FrameVQTokenizer(Tokenizer):
         frames = frames[..., : self.image_size[0], : self.image_size[1]]
         return rearrange(frames, "(b t) c h w -> b t c h w", b=b)
 
+    def decode_last(self, tokens: Tensor) -> Tensor:
+        """The newest frame only (each frame decodes on its own): ``B T h w -> B C H W``."""
+        return self.decode(tokens[:, -1:])[:, 0]
+
     def decode(self, tokens: Tensor) -> Tensor:
         """Frames of tokens: ``B T h w -> B T C H W`` in ``[0, 1]``."""
         grid = self.token_grid(*self.image_size)

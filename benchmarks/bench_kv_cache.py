@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             for use_cache in (True, False):
                 gen = torch.Generator(device=args.device).manual_seed(rep)
                 seconds = _timed(
-                    lambda: sampler.sample(dyn, tokens, emb, generator=gen, use_cache=use_cache), args.device
+                    lambda s=sampler, g=gen, c=use_cache: s.sample(dyn, tokens, emb, generator=g, use_cache=c), args.device
                 )
                 if rep:
                     times[use_cache].append(seconds)

@@ -24,13 +24,21 @@ mkdir -p "$cache"
 exec 9>"$cache/.lock-$key"
 flock 9  # one builder at a time; others wait and then reuse its result
 if [ ! -f "$venv/.complete" ]; then
-  log "building the pinned environment in $venv (first run only)"
+  log "building the pinned environment in $venv (first run only, about 2 minutes)"
   rm -rf "$venv"  # a half-built environment from an interrupted run
-  "$python_bin" -m venv "$venv"
-  "$venv/bin/python" -m pip install --quiet --upgrade -c "$repo/constraints/ci.txt" pip setuptools wheel
-  # torch first, exactly pinned, so nothing resolves a different (multi-GB) build.
-  "$venv/bin/python" -m pip install --quiet -c "$repo/constraints/ci.txt" torch torchvision
-  "$venv/bin/python" -m pip install --quiet -c "$repo/constraints/ci.txt" -r "$repo/constraints/requirements.txt"
+  build_log="$cache/build-$key.log"
+  # pip's own chatter (index warnings, progress) goes to the log; it is shown only if a step fails.
+  if ! {
+    "$python_bin" -m venv "$venv" &&
+      "$venv/bin/python" -m pip install --quiet --upgrade -c "$repo/constraints/ci.txt" pip setuptools wheel &&
+      # torch first, exactly pinned, so nothing resolves a different (multi-GB) build.
+      "$venv/bin/python" -m pip install --quiet -c "$repo/constraints/ci.txt" torch torchvision &&
+      "$venv/bin/python" -m pip install --quiet -c "$repo/constraints/ci.txt" -r "$repo/constraints/requirements.txt"
+  } >"$build_log" 2>&1; then
+    tail -n 60 "$build_log" >&2
+    log "building the environment failed; the whole log is $build_log"
+    exit 1
+  fi
   touch "$venv/.complete"
 fi
 

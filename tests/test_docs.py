@@ -34,13 +34,13 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import tomllib
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+import tomllib
 import torch
 
 from worldmodels.plugins import canonical_distribution_name

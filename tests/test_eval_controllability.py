@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-import toy_components  # noqa: F401  (registers the toy-world preset)
 import torch
+import toy_components  # noqa: F401  (registers the toy-world preset)
 from torch import Tensor, nn
 
 import worldmodels

@@ -171,7 +171,12 @@ def test_atari_recording_resizes_frames(tmp_path: Path) -> None:
 
 @needs_procgen
 def test_coinrun_sticky_policy_holds_visible_actions_and_manifest_groups_them(tmp_path: Path) -> None:
-    from worldmodels.data.recorders import PROCGEN_COMBOS, PROCGEN_STICKY_WEIGHTS, STICKY_MEAN_HOLD, procgen_action_groups
+    from worldmodels.data.recorders import (
+        PROCGEN_COMBOS,
+        PROCGEN_STICKY_WEIGHTS,
+        STICKY_MEAN_HOLD,
+        procgen_action_groups,
+    )
 
     result = record("coinrun", tmp_path / "s", episodes=4, frames_per_episode=64, policy="sticky", splits="train=4",
                     seed=1, progress=False)

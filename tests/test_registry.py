@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from toy_components import ToyArgmax
 
 import worldmodels
 from worldmodels import registry
 from worldmodels.registry import RegistryError, UnknownComponentError
-from toy_components import ToyArgmax
 
 
 def test_list_components_lists_every_kind_sorted_naturally() -> None:

@@ -127,7 +127,7 @@ def load_plugins(force: bool = False) -> dict[str, PluginInfo]:
     try:
         entry_points = iter_entry_points()
     except Exception as exc:  # a broken environment must not break the core
-        warnings.warn(f"worldmodels could not list plug-ins ({exc!r}); continuing without them.", PluginWarning)
+        warnings.warn(f"worldmodels could not list plug-ins ({exc!r}); continuing without them.", PluginWarning, stacklevel=2)
         return dict(_loaded)
     for ep in entry_points:
         if ep.name in _loaded and _loaded[ep.name].loaded:

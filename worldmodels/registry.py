@@ -121,7 +121,7 @@ def register(kind: str, name: str | None = None, *, override: bool = False) -> C
                 raise RegistryError(
                     f"Only subclasses of worldmodels.{base.__name__} can be registered as {kind}; got {obj!r}."
                 )
-            obj.registered_name = reg_name  # type: ignore[attr-defined]
+            obj.registered_name = reg_name
         doc = (getattr(obj, "__doc__", None) or "").strip().splitlines()
         _entries[kind][reg_name] = RegistryEntry(
             kind=kind,

@@ -50,7 +50,8 @@ def make_world(model_preset: str, kind: str, name: str, overrides: dict[str, Any
     from worldmodels.build import build
 
     torch.manual_seed(seed)
-    model = build(model_preset, **{kind: conformance_overrides(kind, name, overrides)})
+    components: dict[str, Any] = {kind: conformance_overrides(kind, name, overrides)}
+    model = build(model_preset, **components)
     return model.eval()
 
 

@@ -69,10 +69,10 @@ def _as_hw(image_size: ImageSize | Sequence[int] | None) -> tuple[int, int] | No
     if isinstance(image_size, int):
         hw = (image_size, image_size)
     else:
-        hw = tuple(int(s) for s in image_size)
+        hw = tuple(int(s) for s in image_size)  # type: ignore[assignment]  # checked just below
     if len(hw) != 2 or min(hw) < 1:
         raise ValueError(f"image_size must be an int or (H, W) with positive entries, got {image_size!r}.")
-    return hw  # type: ignore[return-value]
+    return hw
 
 
 def resize_video(video: Tensor, image_size: ImageSize | None) -> Tensor:

@@ -62,6 +62,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from worldmodels.data.shards import Episode, ShardWriter
 
 __all__ = [
@@ -138,10 +139,10 @@ def parse_splits(text: str | Mapping[str, float] | None) -> dict[str, float]:
     """
     if text is None:
         text = DEFAULT_SPLITS
+    items: list[tuple[str, float]] = []
     if isinstance(text, Mapping):
         items = [(str(k), v) for k, v in text.items()]
     else:
-        items = []
         for part in (p.strip() for p in text.split(",")):
             if not part:
                 continue
@@ -158,14 +159,14 @@ def parse_splits(text: str | Mapping[str, float] | None) -> dict[str, float]:
                 ) from None
             items.append((name.strip(), number))
     out: dict[str, float] = {}
-    for name, value in items:
+    for name, number in items:
         if name in out:
             raise ValueError(f"Split {name!r} is given twice in {text!r}.")
         if not name.replace("_", "").replace("-", "").isalnum():
             raise ValueError(f"Split name {name!r} must be a plain word such as train, val or test.")
-        if value < 0:
-            raise ValueError(f"Split {name!r} has a negative size {value}.")
-        out[name] = value
+        if number < 0:
+            raise ValueError(f"Split {name!r} has a negative size {number}.")
+        out[name] = number
     if not out:
         raise ValueError(f"No splits in {text!r}; e.g. train=0.8,val=0.1,test=0.1.")
     kinds = {isinstance(v, int) for v in out.values()}
@@ -690,7 +691,8 @@ class _StickyRandom:
     """Random actions that repeat the previous one with probability ``repeat``."""
 
     def __init__(self, n: int, rng: np.random.Generator, repeat: float = 0.8, weights: np.ndarray | None = None):
-        self.n, self.rng, self.repeat, self.weights, self.prev = n, rng, repeat, weights, None
+        self.n, self.rng, self.repeat, self.weights = n, rng, repeat, weights
+        self.prev: int | None = None
 
     def __call__(self, env: Any, frame: np.ndarray) -> int:
         if self.prev is None or self.rng.random() >= self.repeat:
@@ -753,6 +755,7 @@ class GymRecorder(Recorder):
             self.discrete = isinstance(space, gymnasium.spaces.Discrete)
             self.num_actions = int(space.n) if self.discrete else None
             self.minigrid = _is_minigrid(env)
+            self.action_names: list[str] | None
             self._fps = float(env.metadata.get("render_fps") or 15)
             u = env.unwrapped
             if hasattr(u, "get_action_meanings"):

@@ -172,9 +172,10 @@ def delta_psnr(
     if horizon is not None and horizon < 1:
         raise ValueError(f"horizon must be at least 1 generated frame, got {horizon}.")
     action_generator = torch.Generator().manual_seed(seed)
-    psnr_inferred, psnr_random = [], []
+    psnr_inferred: list[Tensor] = []
+    psnr_random: list[Tensor] = []
     seen = 0
-    was_training = model.training if isinstance(model, nn.Module) else None
+    was_training: bool | None = model.training if isinstance(model, nn.Module) else None
     if isinstance(model, nn.Module):
         model.eval()
     try:
@@ -225,7 +226,7 @@ def delta_psnr(
                 out.append(psnr(real_BNCHW, generated[:, 1:], data_range=data_range, reduction="none").cpu())
             seen += b
     finally:
-        if was_training is not None:
+        if was_training is not None and isinstance(model, nn.Module):
             model.train(was_training)
 
     if seen == 0:

@@ -403,7 +403,7 @@ def ground_truth_metrics(
         raise ValueError(f"Got {len(names)} action names for {num_true} true actions.")
     if not 0.0 < fit_fraction < 1.0:
         raise ValueError(f"fit_fraction must lie strictly between 0 and 1, got {fit_fraction}.")
-    settings = dict(vectors=vectors, fit_fraction=fit_fraction, random_trials=random_trials,
+    settings: dict[str, Any] = dict(vectors=vectors, fit_fraction=fit_fraction, random_trials=random_trials,
                     few_label_counts=few_label_counts, few_label_draws=few_label_draws, seed=seed)
     out = {"available": True, "num_true_actions": num_true,
            **_label_metrics(latent, true, num_latent, num_true, names, **settings)}
@@ -1636,8 +1636,9 @@ def outcome_metrics(
     correlation = None
     if true_r.numel() > 1 and float(true_r.std()) > 0 and float(p_r.std()) > 0:
         correlation = float(torch.corrcoef(torch.stack([p_r, true_r]))[0, 1])
-    known_d = (clips.terminated >= 0) & (clips.actions >= 0)
-    true_d = clips.terminated[known_d].double()
+    recorded_d = clips.terminated if clips.terminated is not None else torch.full_like(clips.actions, -1)
+    known_d = (recorded_d >= 0) & (clips.actions >= 0)
+    true_d = recorded_d[known_d].double()
     return {
         "available": True,
         "transitions": int(known_r.sum()),

@@ -5,8 +5,8 @@ Everything public is re-exported here::
     from worldmodels.layers import STTransformer, VectorQuantizer, PatchEmbed
 """
 
-from worldmodels.layers.fsq import FiniteScalarQuantizer
 from worldmodels.layers.attention import Attention, KVPair, make_norm, shifted_causal_mask
+from worldmodels.layers.fsq import FiniteScalarQuantizer
 from worldmodels.layers.mlp import FlatLinear, Mlp
 from worldmodels.layers.patch import PatchEmbed, image_hw, patch_grid, patchify, unpatchify
 from worldmodels.layers.pos_embed import POS_EMBED_KINDS, FactorizedPosEmbed, sinusoidal_table

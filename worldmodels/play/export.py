@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from typing import Any, TypeAlias
 
 import numpy as np
 import torch
@@ -35,7 +36,7 @@ GIF_SUFFIXES: frozenset[str] = frozenset({".gif"})
 VIDEO_SUFFIXES: frozenset[str] = frozenset({".mp4", ".m4v", ".mov"})
 """Suffixes written as H.264 video (PyAV)."""
 
-VideoLike = np.ndarray | Tensor | list
+VideoLike: TypeAlias = "np.ndarray | Tensor | list[Any]"
 
 
 def to_uint8_frames(video: VideoLike) -> np.ndarray:

@@ -36,12 +36,11 @@ def build_datasets(data: DataConfig, *, num_frames: int, image_size: Sequence[in
     from worldmodels.data.clips import ClipDataset, SyntheticClipDataset
 
     frames = int(data.num_frames or num_frames)
-    size = data.image_size if data.image_size is not None else list(image_size)
-    size = tuple(size) if isinstance(size, (list, tuple)) else size
+    given = data.image_size if data.image_size is not None else image_size
+    size: Any = given if isinstance(given, int) else tuple(int(s) for s in given)  # the datasets check it
     if data.synthetic:
-        train = SyntheticClipDataset(data.synthetic_clips, frames, size, seed=seed)
-        val = SyntheticClipDataset(data.synthetic_val_clips, frames, size, seed=seed + 1)
-        return train, val
+        synthetic = SyntheticClipDataset(data.synthetic_clips, frames, size, seed=seed)
+        return synthetic, SyntheticClipDataset(data.synthetic_val_clips, frames, size, seed=seed + 1)
     if data.path is None:
         raise ConfigError(
             "No training data: set data.path=DIR (a directory of videos or a data set recorded with "
@@ -50,7 +49,7 @@ def build_datasets(data: DataConfig, *, num_frames: int, image_size: Sequence[in
         )
     kwargs: dict[str, Any] = dict(image_size=size, stride=data.stride, frame_skip=data.frame_skip)
     train = ClipDataset(data.path, frames, split=data.split, **kwargs)
-    val = None
+    val: ClipDataset | None = None
     if data.val_path is not None or data.val_split is not None:
         val = ClipDataset(data.val_path if data.val_path is not None else data.path, frames,
                           split=data.val_split, **kwargs)
@@ -81,7 +80,7 @@ def make_loader(dataset: Dataset, sampler: GlobalBatchSampler, *, num_workers: i
 
 def fixed_batch(dataset: Dataset, count: int) -> dict[str, Any]:
     """``count`` clips spread evenly over ``dataset`` (the same every call), batched."""
-    n = len(dataset)  # type: ignore[arg-type]
+    n = len(dataset)
     count = max(1, min(count, n))
     indices = sorted({round(i * (n - 1) / max(1, count - 1)) for i in range(count)}) if count > 1 else [0]
     return collate_clips([dataset[i] for i in indices])

@@ -264,11 +264,11 @@ def wrap_ddp(module: nn.Module, ctx: DistContext, find_unused_parameters: bool =
 def gradient_sync(module: nn.Module, strategy: str, sync: bool) -> Iterator[None]:
     """Skip the gradient all-reduce on accumulation micro-steps (``sync=False``)."""
     if strategy == "ddp" and not sync:
-        with module.no_sync():  # type: ignore[operator]
+        with module.no_sync():
             yield
         return
     if strategy == "fsdp":
-        module.set_requires_gradient_sync(sync)  # type: ignore[operator]
+        module.set_requires_gradient_sync(sync)
     with nullcontext():
         yield
 

@@ -20,7 +20,6 @@ from torch import Tensor, nn
 
 from worldmodels.checkpoint import (
     CONFIG_FILE,
-    FINAL_DIR as FINAL_DIR,  # re-exported: the trainer names RUN/<stage>/final with it
     WEIGHTS_FILE,
     CheckpointError,
     check_state_dict,
@@ -28,6 +27,9 @@ from worldmodels.checkpoint import (
     load_tensors,
     read_json,
     resolve_model_dir,
+)
+from worldmodels.checkpoint import (
+    FINAL_DIR as FINAL_DIR,  # re-exported: the trainer names RUN/<stage>/final with it
 )
 from worldmodels.interfaces import COMPONENT_KINDS, LossOutput
 from worldmodels.world_model import WorldModel

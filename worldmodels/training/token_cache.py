@@ -35,7 +35,7 @@ def dataset_fingerprint(dataset: Dataset) -> str | None:
     locate = getattr(dataset, "locate", None)
     if not callable(locate):
         return None
-    n = len(dataset)  # type: ignore[arg-type]
+    n = len(dataset)
     digest = hashlib.sha256()
     settings = {key: getattr(dataset, key, None) for key in ("num_frames", "frame_skip", "stride", "image_size")}
     digest.update(json.dumps({"n": n, **settings}, sort_keys=True, default=str).encode())
@@ -66,8 +66,8 @@ class TokenCachedDataset(Dataset):
     """
 
     def __init__(self, dataset: Dataset, tokens: np.ndarray, path: Path | None = None) -> None:
-        if len(tokens) != len(dataset):  # type: ignore[arg-type]
-            raise ValueError(f"The token cache holds {len(tokens)} clips, the data set {len(dataset)}.")  # type: ignore[arg-type]
+        if len(tokens) != len(dataset):
+            raise ValueError(f"The token cache holds {len(tokens)} clips, the data set {len(dataset)}.")
         self.dataset, self.tokens, self.path = dataset, tokens, path
 
     def __len__(self) -> int:
@@ -104,7 +104,7 @@ def encode_dataset(
     """
     from tqdm.auto import tqdm
 
-    n = len(dataset)  # type: ignore[arg-type]
+    n = len(dataset)
     chunks: list[np.ndarray] = []
     for start in tqdm(range(0, n, batch_size), disable=not progress, desc="token cache", unit="batch"):
         video = torch.stack([dataset[i]["video"] for i in range(start, min(n, start + batch_size))]).to(device)
@@ -148,7 +148,7 @@ def cached_tokens(
     if path.is_file():
         try:
             tokens = np.load(path, mmap_mode="r")
-            if len(tokens) == len(dataset):  # type: ignore[arg-type]
+            if len(tokens) == len(dataset):
                 log(f"token cache: {len(tokens)} clips from {path}")
                 return TokenCachedDataset(dataset, tokens, path)
         except (OSError, ValueError):
@@ -158,9 +158,9 @@ def cached_tokens(
     try:
         def encode(video: Tensor) -> Tensor:
             with autocast():
-                return tokenizer.encode(video)  # type: ignore[operator]
+                return tokenizer.encode(video)
 
-        log(f"token cache: encoding {len(dataset)} clips once into {path}")  # type: ignore[arg-type]
+        log(f"token cache: encoding {len(dataset)} clips once into {path}")
         tokens = encode_dataset(dataset, encode, batch_size=batch_size, device=device, progress=progress)
     finally:
         tokenizer.train(was_training)

@@ -285,9 +285,9 @@ class Trainer:
         existing = list_checkpoints(self.checkpoint_dir)
         if not cfg.resume:
             if existing or (self.final_dir / CONFIG_FILE).exists():
-                found = existing[-1][1].name if existing else FINAL_DIR
+                held = existing[-1][1].name if existing else FINAL_DIR
                 raise ConfigError(
-                    f"{self.stage_dir} already holds a trained stage ({found}). Pass train.resume=true to continue "
+                    f"{self.stage_dir} already holds a trained stage ({held}). Pass train.resume=true to continue "
                     "it, or choose another train.run_dir (or delete that directory) to start over."
                 )
             return None

@@ -35,7 +35,6 @@ from worldmodels import Dynamics, DynamicsCache, register
 from worldmodels.interfaces import LossOutput
 from worldmodels.layers import FactorizedPosEmbed, FlatLinear, STCache, STTransformer, init_transformer_weights
 
-
 COPY_LOGIT_INIT = 2.0
 """Initial bias of the copy prior: the previous frame's token starts ``e^2`` times likelier than the others."""
 

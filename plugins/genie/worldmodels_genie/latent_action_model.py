@@ -45,7 +45,6 @@ from worldmodels.layers import (
 from worldmodels.layers.recon_loss import check_recon_loss, reconstruction_loss
 from worldmodels_genie._checks import check_frames
 
-
 LATENT_STD = 0.1
 """Scale of the LAM's latents under ``latent_norm="layer"``: each latent is standardised over its own
 features, then multiplied by this (the quantiser's losses then stay small next to the reconstruction's)."""

@@ -10,9 +10,8 @@ reconstruction of frame ``t`` only on tokens ``<= t``.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
 import math
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F

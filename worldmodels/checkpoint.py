@@ -104,7 +104,7 @@ def save_tensors(tensors: Mapping[str, Tensor], path: str | os.PathLike[str]) ->
     """Save a flat name->tensor dict as safetensors (shared storage is copied apart)."""
     from safetensors.torch import save_file
 
-    seen: set[tuple[int, int]] = set()
+    seen: set[tuple[int, Any]] = set()
     out: dict[str, Tensor] = {}
     for name, tensor in tensors.items():
         t = tensor.detach().cpu()

@@ -25,7 +25,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -151,7 +151,7 @@ def _train_baseline(cfg: Any, out: Path, data_dir: Path) -> Path:
     train_cfg = OmegaConf.merge(cfg, {"train": overrides})
     _log(f"baseline: dynamics of {spec['name']} ({num_actions} recorded actions), {int(base_cfg.steps)} steps "
          f"into {run_dir}")
-    return Path(train(train_cfg, model=spec).final_dir)
+    return Path(train(cast(Any, train_cfg), model=spec).final_dir)
 
 
 def _evaluate(

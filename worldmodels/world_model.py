@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -103,8 +103,8 @@ class WorldModel(nn.Module):
         in_channels = cfg.get("in_channels", 3)
         num_frames = cfg.get("num_frames", 16)
         shared = {"image_size": list(_pair(image_size)), "in_channels": in_channels, "num_frames": num_frames}
-        tokenizer = build_component("tokenizer", cfg["tokenizer"], **shared)
-        action_model = build_component("action_model", cfg["action_model"], **shared)
+        tokenizer = cast(Tokenizer, build_component("tokenizer", cfg["tokenizer"], **shared))
+        action_model = cast(ActionModel, build_component("action_model", cfg["action_model"], **shared))
         h, w = _pair(image_size)
         dynamics = build_component(
             "dynamics",
@@ -119,8 +119,8 @@ class WorldModel(nn.Module):
         return cls(
             tokenizer,
             action_model,
-            dynamics,
-            sampler,
+            cast(Dynamics, dynamics),
+            cast(Sampler, sampler),
             image_size=image_size,
             in_channels=in_channels,
             num_frames=num_frames,

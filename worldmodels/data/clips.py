@@ -124,9 +124,9 @@ def _transition_outcomes(
         steps = np.asarray(rewards, np.float32)[: count * frame_skip].reshape(-1, frame_skip)
         out_r[: len(steps)] = steps.sum(axis=1)
     if terminated is not None:
-        steps = np.asarray(terminated, np.int64)[: count * frame_skip].reshape(-1, frame_skip)
-        known = (steps >= 0).all(axis=1)
-        out_d[: len(steps)] = np.where(known, steps.max(axis=1), -1)
+        ends = np.asarray(terminated, np.int64)[: count * frame_skip].reshape(-1, frame_skip)
+        known = (ends >= 0).all(axis=1)
+        out_d[: len(ends)] = np.where(known, ends.max(axis=1), -1)
     return out_r, out_d
 
 
@@ -236,6 +236,7 @@ class ClipDataset(Dataset):
         self.short_segments = 0
         """Episodes / files shorter than a clip's span, left out."""
         self._cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._optional: dict[tuple[str, str], np.ndarray | None] = {}  # small arrays, read whole
         self._warned: set[str] = set()
         segments = self._index(probe_threads)
         self._segments: list[_Segment] = []
@@ -490,13 +491,13 @@ class ClipDataset(Dataset):
     def _optional_array(self, path_key: str, key: str) -> np.ndarray | None:
         """An array of a shard that older recordings may lack (``rewards``, ``terminated``)."""
         cache_key = (path_key, key)
-        if cache_key in self._cache:
-            return self._cache[cache_key]
+        if cache_key in self._optional:
+            return self._optional[cache_key]
         path, _, member = path_key.partition("::")
         if member or not path.endswith(".npz"):
             return None
         array = open_array(path, key, mmap=False)
-        self._cache[cache_key] = array
+        self._optional[cache_key] = array
         return array
 
     def _array(self, path_key: str, key: str) -> np.ndarray:

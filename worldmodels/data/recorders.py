@@ -534,18 +534,18 @@ class ProcgenRecorder(Recorder):
             return biased
         if policy == "sticky":
             combos = [index[c] for c in PROCGEN_STICKY_WEIGHTS]
-            weights = np.array(list(PROCGEN_STICKY_WEIGHTS.values()))
-            weights = weights / weights.sum()
-            current = {"action": rng.choice(combos, size=n, p=weights)}
+            sticky_p = np.array(list(PROCGEN_STICKY_WEIGHTS.values()))
+            sticky_p = sticky_p / sticky_p.sum()
+            current = {"action": rng.choice(combos, size=n, p=sticky_p)}
 
             def sticky(obs: np.ndarray, first: np.ndarray) -> np.ndarray:
                 change = (rng.random(n) < 1.0 / STICKY_MEAN_HOLD) | first
-                current["action"] = np.where(change, rng.choice(combos, size=n, p=weights), current["action"])
+                current["action"] = np.where(change, rng.choice(combos, size=n, p=sticky_p), current["action"])
                 return current["action"]
 
             return sticky
         # scripted: run right; jump for 6 of every 16 steps and whenever the view stopped moving
-        state = {"prev": None, "t": np.zeros(n, np.int64)}
+        state: dict[str, Any] = {"prev": None, "t": np.zeros(n, np.int64)}
 
         def scripted(obs: np.ndarray, first: np.ndarray) -> np.ndarray:
             state["t"] = np.where(first, 0, state["t"] + 1)

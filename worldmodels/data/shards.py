@@ -80,7 +80,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -370,7 +370,7 @@ def open_array(path: str | os.PathLike[str], key: str = "frames", *, mmap: bool 
             if int(np.prod(shape)) == 0:
                 return np.zeros(shape, dtype)
             order = "F" if fortran else "C"
-            return np.memmap(path, dtype=dtype, mode="r", shape=shape, order=order, offset=data_offset)
+            return np.memmap(path, dtype=dtype, mode="r", shape=shape, order=cast(Any, order), offset=data_offset)
         with np.load(path, allow_pickle=False) as npz:
             return npz[key]
     except ShardFormatError:

@@ -33,7 +33,7 @@ import os
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, Union, cast
 
 import gymnasium as gym
 import numpy as np
@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from gymnasium import spaces
 from torch import Tensor
 
+from worldmodels.interfaces import Sampler
 from worldmodels.world_model import WorldModel
 
 if TYPE_CHECKING:
@@ -101,7 +102,7 @@ def load_world_model(
             from worldmodels.build_config import build_component, merge_overrides
 
             sampler_cfg = merge_overrides({"sampler": model.sampler.get_config()}, overrides)["sampler"]
-            model.sampler = build_component("sampler", sampler_cfg)
+            model.sampler = cast(Sampler, build_component("sampler", sampler_cfg))
         if device is not None:
             model = model.to(device)
         return model.eval()
@@ -110,7 +111,7 @@ def load_world_model(
         return WorldModel.from_pretrained(path, device=device or "cpu", **overrides).eval()
     name = str(source)
     if "model" in registry.find_kinds(name):
-        return build(name, device=device, **overrides).eval()
+        return cast(WorldModel, build(name, device=device, **overrides)).eval()
     presets = ", ".join(registry.list_components("model")) or "(none)"
     raise FileNotFoundError(
         f"{name!r} is neither a checkpoint directory nor a registered model preset. Pass a directory written "
@@ -148,7 +149,7 @@ def _to_float_tchw(prompt: Any) -> Tensor:
     try:
         from PIL import Image
     except ImportError:  # pragma: no cover - pillow is a core dependency
-        Image = None
+        Image = None  # type: ignore[assignment]
     if Image is not None and isinstance(prompt, Image.Image):
         prompt = np.asarray(prompt.convert("RGB"))
     if isinstance(prompt, np.ndarray):
@@ -601,8 +602,8 @@ class WorldModelEnv(gym.Env):
 def _model_device(model: WorldModel) -> torch.device:
     for tensor in model.parameters():
         return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
+    for buffer in model.buffers():
+        return buffer.device
     return torch.device("cpu")
 
 

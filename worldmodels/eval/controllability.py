@@ -36,7 +36,10 @@ class ControllableModel(Protocol):
         actions ``B N`` -> ``B (1 + N) C H W``.
     """
 
-    num_actions: int
+    @property
+    def num_actions(self) -> int:
+        """How many actions the model takes."""
+        ...
 
     def infer_actions(self, video: Tensor) -> Tensor:
         """The latent action of every transition of ``video``."""
@@ -108,8 +111,8 @@ def _model_device(model: object, fallback: torch.device) -> torch.device:
     if isinstance(model, nn.Module):
         for tensor in model.parameters():
             return tensor.device
-        for tensor in model.buffers():
-            return tensor.device
+        for buffer in model.buffers():
+            return buffer.device
     return fallback
 
 

@@ -204,12 +204,12 @@ class I3D(nn.Module):
         x = self.MaxPool3d_2a_3x3(x)
         x = self.Conv3d_2c_3x3(self.Conv3d_2b_1x1(x))
         x = self.MaxPool3d_3a_3x3(x)
-        x = self.Mixed_3c(self.Mixed_3b(x))
+        x = self.get_submodule("Mixed_3c")(self.get_submodule("Mixed_3b")(x))
         x = self.MaxPool3d_4a_3x3(x)
         for name in ("Mixed_4b", "Mixed_4c", "Mixed_4d", "Mixed_4e", "Mixed_4f"):
             x = getattr(self, name)(x)
         x = self.MaxPool3d_5a_2x2(x)
-        return self.Mixed_5c(self.Mixed_5b(x))
+        return self.get_submodule("Mixed_5c")(self.get_submodule("Mixed_5b")(x))
 
     def forward(self, x_BCTHW: Tensor) -> Tensor:
         if x_BCTHW.ndim != 5 or x_BCTHW.shape[1] != self.in_channels:

@@ -828,10 +828,10 @@ def draw_curve(
         draw.text(((left + right - tw) / 2, height - 22), xlabel, fill=_BLACK, font=font)
     if ylabel:
         tw, th = _text_size(draw, ylabel, font)
-        label = Image.new("RGB", (tw + 2, th + 4), _WHITE)
-        ImageDraw.Draw(label).text((1, 1), ylabel, fill=_BLACK, font=font)
-        label = label.rotate(90, expand=True)
-        image.paste(label, (8, int((top + bottom - label.height) / 2)))
+        label_image = Image.new("RGB", (tw + 2, th + 4), _WHITE)
+        ImageDraw.Draw(label_image).text((1, 1), ylabel, fill=_BLACK, font=font)
+        label_image = label_image.rotate(90, expand=True)
+        image.paste(label_image, (8, int((top + bottom - label_image.height) / 2)))
     return image
 
 
@@ -1625,6 +1625,7 @@ def outcome_metrics(
         rows_r, rows_d = [], []
         for t in range(video.shape[1] - 1):
             reward, done = wm.predict_outcome(tokens[:, : t + 1], actions[:, : t + 1])
+            assert reward is not None and done is not None  # predicts_outcomes was checked above
             rows_r.append(reward.float().cpu())
             rows_d.append(done.float().cpu())
         predicted_r.append(torch.stack(rows_r, 1))

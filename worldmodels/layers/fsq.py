@@ -38,6 +38,9 @@ class FiniteScalarQuantizer(nn.Module):
         ValueError: for fewer than one level or a level below 2.
     """
 
+    _levels: Tensor
+    _basis: Tensor
+
     def __init__(self, levels: Sequence[int]) -> None:
         super().__init__()
         levels = [int(level) for level in levels]

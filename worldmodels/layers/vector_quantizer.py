@@ -99,6 +99,10 @@ class VectorQuantizer(nn.Module):
     """
 
     replicate_under_fsdp: bool = True
+    usage: Tensor
+    initialized: Tensor
+    ema_cluster_size: Tensor
+    ema_embed_sum: Tensor
     """``forward`` writes to the codebook (data init, dead-code reset, EMA), so FSDP must not shard it
     (see :func:`worldmodels.training.distributed.replicated_parameters`)."""
 

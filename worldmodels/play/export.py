@@ -55,7 +55,7 @@ def to_uint8_frames(video: VideoLike) -> np.ndarray:
     if isinstance(video, list):
         if not video:
             raise ValueError("Cannot write an empty list of frames; play or generate at least one frame.")
-        video = np.stack([np.asarray(frame) for frame in video])
+        return rgb_uint8_frames(np.stack([np.asarray(frame) for frame in video]), "to_uint8_frames")
     if isinstance(video, Tensor):
         tensor = video.detach()
         if tensor.ndim == 5:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -129,7 +129,7 @@ class TimmEncoder(nn.Module):
             hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
             raise ValueError(f"timm has no model {backbone!r}.{hint} List them with timm.list_models('resnet*').")
         with torch.device("meta"):  # probe the feature strides without allocating weights
-            probe = timm.create_model(backbone, pretrained=False, features_only=True, in_chans=in_channels)
+            probe: Any = timm.create_model(backbone, pretrained=False, features_only=True, in_chans=in_channels)
         reductions = list(probe.feature_info.reduction())
         if downsample not in reductions:
             raise ValueError(
@@ -140,7 +140,7 @@ class TimmEncoder(nn.Module):
         self.backbone = timm.create_model(
             backbone, pretrained=False, features_only=True, out_indices=(index,), in_chans=in_channels
         )
-        width = self.backbone.feature_info.channels()[-1]
+        width = cast(Any, self.backbone).feature_info.channels()[-1]
         self.proj = nn.Conv2d(width, out_channels, 1)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -28,7 +28,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -128,7 +128,7 @@ def capture_rng(device: torch.device | None = None) -> dict[str, Tensor]:
         ``torch`` uint8 ``(S,)``; ``cuda`` uint8 ``(S',)`` (empty without CUDA); ``numpy`` int64
         ``(627,)``; ``python`` int64 ``(628,)``.
     """
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    kind, keys, pos, has_gauss, cached = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state())
     if kind != "MT19937":  # pragma: no cover - numpy's legacy global generator is always MT19937
         raise CheckpointError(f"Cannot store numpy's global random state of kind {kind!r}.")
     np_state = torch.tensor([*keys.astype(np.int64).tolist(), int(pos), int(has_gauss),
@@ -150,7 +150,7 @@ def restore_rng(states: Mapping[str, Tensor], device: torch.device | None = None
         torch.cuda.set_rng_state(cuda_state.to(torch.uint8).cpu(), device)
     np_values = states["numpy"].tolist()
     np.random.set_state(("MT19937", np.array(np_values[:624], dtype=np.uint32), int(np_values[624]),
-                         int(np_values[625]), _bits_float(1, np_values[626])))
+                         int(np_values[625]), cast(float, _bits_float(1, np_values[626]))))
     py = states["python"].tolist()
     random.setstate((int(py[0]), tuple(int(v) for v in py[1:-2]), _bits_float(py[-2], py[-1])))
 

@@ -6,8 +6,8 @@ Items are the clip dicts of :mod:`worldmodels.data.clips`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Sequence, Sized
+from typing import Any, cast
 
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
@@ -80,7 +80,7 @@ def make_loader(dataset: Dataset, sampler: GlobalBatchSampler, *, num_workers: i
 
 def fixed_batch(dataset: Dataset, count: int) -> dict[str, Any]:
     """``count`` clips spread evenly over ``dataset`` (the same every call), batched."""
-    n = len(dataset)
+    n = len(cast(Sized, dataset))
     count = max(1, min(count, n))
     indices = sorted({round(i * (n - 1) / max(1, count - 1)) for i in range(count)}) if count > 1 else [0]
     return collate_clips([dataset[i] for i in indices])

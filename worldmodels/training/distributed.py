@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.distributed as dist
@@ -264,11 +264,11 @@ def wrap_ddp(module: nn.Module, ctx: DistContext, find_unused_parameters: bool =
 def gradient_sync(module: nn.Module, strategy: str, sync: bool) -> Iterator[None]:
     """Skip the gradient all-reduce on accumulation micro-steps (``sync=False``)."""
     if strategy == "ddp" and not sync:
-        with module.no_sync():
+        with module.no_sync():  # type: ignore[operator]  # a DistributedDataParallel here
             yield
         return
     if strategy == "fsdp":
-        module.set_requires_gradient_sync(sync)
+        module.set_requires_gradient_sync(sync)  # type: ignore[operator]  # an FSDP2 module here
     with nullcontext():
         yield
 
@@ -282,7 +282,8 @@ def full_state(module: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dic
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
 
     options = StateDictOptions(full_state_dict=True, cpu_offload=True)
-    return get_state_dict(module, optimizer, options=options)
+    model_state, optimizer_state = get_state_dict(module, optimizer, options=options)
+    return cast(dict[str, Tensor], model_state), cast(dict[str, Any], optimizer_state)
 
 
 def load_full_state(
@@ -297,7 +298,7 @@ def load_full_state(
     set_state_dict(
         module,
         optimizer,
-        model_state_dict=model_state,
+        model_state_dict=cast(dict[str, Any], model_state),
         optim_state_dict=optimizer_state,
         options=StateDictOptions(full_state_dict=True),
     )

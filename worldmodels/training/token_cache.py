@@ -16,9 +16,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -35,7 +35,7 @@ def dataset_fingerprint(dataset: Dataset) -> str | None:
     locate = getattr(dataset, "locate", None)
     if not callable(locate):
         return None
-    n = len(dataset)
+    n = len(cast(Sized, dataset))
     digest = hashlib.sha256()
     settings = {key: getattr(dataset, key, None) for key in ("num_frames", "frame_skip", "stride", "image_size")}
     digest.update(json.dumps({"n": n, **settings}, sort_keys=True, default=str).encode())
@@ -66,8 +66,8 @@ class TokenCachedDataset(Dataset):
     """
 
     def __init__(self, dataset: Dataset, tokens: np.ndarray, path: Path | None = None) -> None:
-        if len(tokens) != len(dataset):
-            raise ValueError(f"The token cache holds {len(tokens)} clips, the data set {len(dataset)}.")
+        if len(tokens) != len(cast(Sized, dataset)):
+            raise ValueError(f"The token cache holds {len(tokens)} clips, the data set {len(cast(Sized, dataset))}.")
         self.dataset, self.tokens, self.path = dataset, tokens, path
 
     def __len__(self) -> int:
@@ -104,7 +104,7 @@ def encode_dataset(
     """
     from tqdm.auto import tqdm
 
-    n = len(dataset)
+    n = len(cast(Sized, dataset))
     chunks: list[np.ndarray] = []
     for start in tqdm(range(0, n, batch_size), disable=not progress, desc="token cache", unit="batch"):
         video = torch.stack([dataset[i]["video"] for i in range(start, min(n, start + batch_size))]).to(device)
@@ -116,7 +116,7 @@ def encode_dataset(
 
 def cached_tokens(
     dataset: Dataset,
-    tokenizer: nn.Module,
+    tokenizer: Any,
     cache_dir: str | Path,
     *,
     autocast: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
@@ -148,7 +148,7 @@ def cached_tokens(
     if path.is_file():
         try:
             tokens = np.load(path, mmap_mode="r")
-            if len(tokens) == len(dataset):
+            if len(tokens) == len(cast(Sized, dataset)):
                 log(f"token cache: {len(tokens)} clips from {path}")
                 return TokenCachedDataset(dataset, tokens, path)
         except (OSError, ValueError):
@@ -160,7 +160,7 @@ def cached_tokens(
             with autocast():
                 return tokenizer.encode(video)
 
-        log(f"token cache: encoding {len(dataset)} clips once into {path}")
+        log(f"token cache: encoding {len(cast(Sized, dataset))} clips once into {path}")
         tokens = encode_dataset(dataset, encode, batch_size=batch_size, device=device, progress=progress)
     finally:
         tokenizer.train(was_training)

@@ -30,10 +30,10 @@ import contextlib
 import math
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -232,7 +232,7 @@ class Trainer:
         else:
             self._wrapped = self.stage_module
         self._wrapped.train()
-        self._module: nn.Module = torch.compile(self._wrapped) if cfg.compile else self._wrapped
+        self._module: nn.Module = cast(nn.Module, torch.compile(self._wrapped)) if cfg.compile else self._wrapped
 
         self.optimizer = build_optimizer(self._wrapped, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
                                          weight_decay=cfg.weight_decay)
@@ -461,7 +461,7 @@ class Trainer:
         assert self.ctx is not None
         cfg = self.config
         sampler = GlobalBatchSampler(
-            len(self.train_data), cfg.batch_size, rank=self.ctx.rank, world_size=self.ctx.world_size,
+            len(cast(Sized, self.train_data)), cfg.batch_size, rank=self.ctx.rank, world_size=self.ctx.world_size,
             grad_accum=cfg.grad_accum, seed=cfg.seed, start=self.position, num_steps=cfg.steps - self.step,
         )
         loader = make_loader(self.train_data, sampler, num_workers=cfg.num_workers,
@@ -528,7 +528,7 @@ class Trainer:
                     rate = interval_steps / max(interval_time, 1e-9)
                     values["frames_per_s"] = frames * rate
                     values["tokens_per_s"] = frames * rate * self.tokens_per_frame
-                    values["epoch"] = self.position / len(self.train_data)
+                    values["epoch"] = self.position / len(cast(Sized, self.train_data))
                     logger.log(step, values)
                     if ctx.is_main:
                         self._history.append({"step": step, **values})
@@ -571,7 +571,7 @@ class Trainer:
         self.setup()
         assert self.ctx is not None and self.val_data is not None
         ctx, cfg = self.ctx, self.config
-        n = len(self.val_data)
+        n = len(cast(Sized, self.val_data))
         share = cfg.batch_size // ctx.world_size
         sums: dict[str, Tensor] = {}
         chunks = 0

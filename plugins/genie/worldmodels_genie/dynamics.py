@@ -151,6 +151,7 @@ class MaskGITDynamics(Dynamics):
         self.position_grid = (token_grid[0] // g, token_grid[1] // g)
         self.mask_rate_min, self.mask_rate_max = mask_rate_min, mask_rate_max
         self.token_embed = nn.Embedding(g * g * (vocab_size + 1), dim)  # per slot of a group: V ids + the mask
+        self._slot_offset: Tensor
         self.register_buffer("_slot_offset", torch.arange(g * g) * (vocab_size + 1), persistent=False)
         self.action_proj = nn.Linear(action_dim, dim)
         self.pos = FactorizedPosEmbed(dim, max_frames, self.position_grid, pos_embed)

@@ -78,14 +78,15 @@ class AutoregressiveSampler(Sampler):
         b, _, h, w = tokens.shape
         n = h * w
         chosen: list[Tensor] = []
-        cache = dynamics.start_frame(tokens, action_embeddings)  # also the uncached path's first token
+        generator_model: Any = dynamics  # checked above: it has start_frame and continue_frame
+        cache = generator_model.start_frame(tokens, action_embeddings)  # also the uncached path's first token
         for k in range(n):
             if use_cache or k == 0:
                 logits = cache.logits
             else:  # the plain path: the whole sequence again, with the tokens chosen so far
-                logits = dynamics.next_token_logits(tokens, action_embeddings, torch.stack(chosen, 1))
+                logits = generator_model.next_token_logits(tokens, action_embeddings, torch.stack(chosen, 1))
             token = _pick(logits, self.temperature, generator)
             chosen.append(token)
             if use_cache and k < n - 1:
-                cache = dynamics.continue_frame(cache, token)
+                cache = generator_model.continue_frame(cache, token)
         return torch.stack(chosen, 1).view(b, h, w)

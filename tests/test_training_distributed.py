@@ -120,7 +120,7 @@ def test_fsdp_keeps_codebook_updates_made_in_forward(tmp_path: Path) -> None:
 
     if "genie-tiny" not in worldmodels.list_components("model"):
         pytest.skip("the Genie plug-in is not installed")
-    small = ["model=genie-tiny", "model.image_size=16", "tokenizer.patch_size=4", "tokenizer.vocab_size=16",
+    small = ["model=genie-tiny", "tokenizer=st-vivit", "model.image_size=16", "tokenizer.patch_size=4", "tokenizer.vocab_size=16",
              "tokenizer.encoder_dim=32", "tokenizer.encoder_depth=1", "tokenizer.encoder_heads=2",
              "tokenizer.decoder_dim=32", "tokenizer.decoder_depth=1", "tokenizer.decoder_heads=2",
              "tokenizer.dead_code_threshold=0.5"]

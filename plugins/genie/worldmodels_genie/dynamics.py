@@ -163,7 +163,8 @@ class MaskGITDynamics(Dynamics):
         self.apply(init_transformer_weights)
         self.copy_prior = copy_prior
         if copy_prior:
-            self.copy_logit = nn.Parameter(torch.tensor(COPY_LOGIT_INIT))
+            # shape (1,), not a scalar: FSDP2 cannot shard 0-d parameters (used as copy_logit[0], 0-d as before)
+            self.copy_logit = nn.Parameter(torch.full((1,), COPY_LOGIT_INIT))
 
     # ------------------------------------------------------------------ inputs
     def _check_tokens(self, tokens: Tensor, frames_needed: int) -> None:
@@ -213,7 +214,7 @@ class MaskGITDynamics(Dynamics):
         """
         known = previous_BThw < self.vocab_size
         bias = F.one_hot(previous_BThw.clamp_max(self.vocab_size - 1), self.vocab_size).to(logits_BThwV.dtype)
-        return logits_BThwV + self.copy_logit.to(logits_BThwV.dtype) * bias * known[..., None]
+        return logits_BThwV + self.copy_logit[0].to(logits_BThwV.dtype) * bias * known[..., None]
 
     def embed_inputs(self, tokens: Tensor, action_embeddings: Tensor, offset: int = 0) -> Tensor:
         """Input embeddings: token + position + action (frame ``t`` gets the action leading into it).

@@ -25,6 +25,19 @@ def _seed() -> None:
 
 
 @pytest.fixture
+def one_thread():
+    """One torch thread: on a shared 2-core machine two threads wait on each other's busy core (often 10x slower).
+
+    Modules that step models one frame at a time use it for every test:
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
 def sprite_clips():
     """Eight 4-frame 16x16 clips of the sprite world with true actions."""
     from worldmodels.data.synthetic import moving_sprites

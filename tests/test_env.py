@@ -14,14 +14,7 @@ from PIL import Image
 import worldmodels
 from worldmodels.envs import ENV_ID, PromptError, WorldModelEnv, frame_to_uint8, load_world_model, prompt_to_video
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on a shared 2-core machine two threads wait on each other's busy core (often 10x slower)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture

@@ -24,13 +24,7 @@ VOCAB = 8
 ACTIONS = 3
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on a shared 2-core machine two threads wait on each other's busy core."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _transformer(dropout: float = 0.0, **kwargs) -> IrisTransformer:

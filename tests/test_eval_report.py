@@ -1,4 +1,4 @@
-"""``worldmodels eval`` and :func:`worldmodels.eval.report.evaluate`: files, numbers, pictures, CLI."""
+"""``worldmodels eval`` and :func:`worldmodels.eval.evaluation.evaluate`: files, numbers, pictures, CLI."""
 
 from __future__ import annotations
 
@@ -20,15 +20,10 @@ from worldmodels.data.clips import ClipDataset
 from worldmodels.data.shards import Episode, ShardWriter
 from worldmodels.data.synthetic import ACTION_NAMES, moving_sprites
 from worldmodels.eval import FVDResult, psnr
-from worldmodels.eval.report import (
-    FIGURE_FILES,
-    LATENT_FIGURE_PROMPTS,
-    EvalReport,
-    evaluate,
-    ground_truth_metrics,
-    resolve_checkpoint,
-    upscale,
-)
+from worldmodels.eval.evaluation import LATENT_FIGURE_PROMPTS, evaluate
+from worldmodels.eval.figures import upscale
+from worldmodels.eval.ground_truth import ground_truth_metrics
+from worldmodels.eval.report import FIGURE_FILES, EvalReport, resolve_checkpoint
 
 HORIZON = 3  # toy-world clips have 4 frames
 FIGURE_CLIPS = 2
@@ -264,7 +259,7 @@ def test_data_without_true_actions_and_a_model_object(run_dir: Path) -> None:
 
 def test_fvd_is_computed_from_generations_when_weights_are_given(monkeypatch, run_dir: Path, sprite_data: Path,
                                                                  tmp_path: Path) -> None:
-    import worldmodels.eval.report as report_module
+    import worldmodels.eval.evaluation as evaluation_module
 
     weights = tmp_path / "i3d.safetensors"
     weights.write_bytes(b"not read: compute_fvd is replaced below")
@@ -275,7 +270,7 @@ def test_fvd_is_computed_from_generations_when_weights_are_given(monkeypatch, ru
         return FVDResult(value=12.5, skipped=False, weights_path=str(weights_path), num_real=len(real),
                          num_fake=len(fake), size=size)
 
-    monkeypatch.setattr(report_module, "compute_fvd", fake_compute_fvd)
+    monkeypatch.setattr(evaluation_module, "compute_fvd", fake_compute_fvd)
     report = evaluate(run_dir, sprite_data, max_clips=4, horizon=2, fvd_weights=weights, fvd_size=32,
                       figure_clips=1, latent_steps=1)
     assert seen["real"].shape == seen["fake"].shape == (4, 3, 3, 16, 16)  # N, horizon + 1 frames, C H W

@@ -28,11 +28,11 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
 def test_importing_the_packages_loads_no_heavy_module() -> None:
     code = (
         "import sys, worldmodels.data, worldmodels.eval\n"
-        "heavy = [m for m in ('worldmodels.data.recorders', 'worldmodels.eval.report', 'av') if m in sys.modules]\n"
+        "heavy = [m for m in ('worldmodels.data.recorders', 'worldmodels.eval.evaluation', 'av') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
         "from worldmodels.data import ClipDataset\n"
         "from worldmodels.eval import evaluate\n"
-        "assert 'worldmodels.eval.report' in sys.modules\n"
+        "assert 'worldmodels.eval.evaluation' in sys.modules\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

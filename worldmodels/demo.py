@@ -157,7 +157,7 @@ def _train_baseline(cfg: Any, out: Path, data_dir: Path) -> Path:
 def _evaluate(
     cfg: Any, model_dir: Path, data_dir: Path, eval_dir: Path, baseline_dir: Path | None = None
 ) -> dict[str, Any]:
-    from worldmodels.eval.report import evaluate
+    from worldmodels.eval.evaluation import evaluate
 
     report_json = eval_dir / "report.json"
     weights = [model_dir / "model.safetensors"] + ([baseline_dir / "model.safetensors"] if baseline_dir else [])

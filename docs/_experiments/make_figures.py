@@ -18,7 +18,7 @@ OUT = HERE.parent / "_static" / "experiments"
 
 def main(out: Path = OUT) -> list[Path]:
     """Write every figure; returns their paths."""
-    from worldmodels.eval.report import draw_curve
+    from worldmodels.eval.figures import draw_curve
 
     results = json.loads((HERE / "results.json").read_text())
     curve = results["dynamics_steps"]

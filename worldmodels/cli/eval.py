@@ -66,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from worldmodels.eval.report import evaluate, resolve_checkpoint
+    from worldmodels.checkpoint import resolve_model_dir as resolve_checkpoint
+    from worldmodels.eval.evaluation import evaluate
 
     for flag, value, least in (("--max-clips", args.max_clips, 0), ("--batch-size", args.batch_size, 1),
                                ("--horizon", args.horizon, 1), ("--maskgit-steps", args.maskgit_steps, 1)):

@@ -10,7 +10,7 @@
   skipped result, with the reason, when no weights are configured.
 
 Every function takes tensors and returns tensors, floats or small dataclasses with a
-``to_dict()`` for reports. :func:`~worldmodels.eval.report.evaluate` (all of them on a checkpoint
+``to_dict()`` for reports. :func:`~worldmodels.eval.evaluation.evaluate` (all of them on a checkpoint
 and a held-out data set, with ``report.json``, ``report.md`` and pictures) is importable from here
 too; it is loaded on first use, since it pulls in the data and plotting code.
 """
@@ -91,7 +91,7 @@ __all__ = [
     "EvalReport",
 ]
 
-_LAZY = {"evaluate": "worldmodels.eval.report", "EvalReport": "worldmodels.eval.report"}
+_LAZY = {"evaluate": "worldmodels.eval.evaluation", "EvalReport": "worldmodels.eval.report"}
 
 
 def __getattr__(name: str) -> Any:

@@ -288,7 +288,7 @@ def find_eval_report(checkpoint: str | os.PathLike[str], levels: int = 3) -> Pat
 def labels_from_eval_report(report: str | os.PathLike[str], num_actions: int) -> list[str] | None:
     """Name each latent action after the true action it most often co-occurs with.
 
-    Reads the latent-vs-true contingency table that :func:`worldmodels.eval.report.evaluate`
+    Reads the latent-vs-true contingency table that :func:`worldmodels.eval.evaluation.evaluate`
     writes to ``report.json`` (``latent_actions.ground_truth.contingency_table`` with
     ``action_names``).
 

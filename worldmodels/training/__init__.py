@@ -28,7 +28,7 @@ Run directory (``train.run_dir``, default ``runs/<model name>``)::
     RUN/<stage>/final/                            WorldModel.save_pretrained of the finished stage
 
 Modules: :mod:`~worldmodels.training.config` (settings), :mod:`~worldmodels.training.stages`
-(what each stage trains), :mod:`~worldmodels.training.trainer` (the loop),
+(what each stage trains), :mod:`~worldmodels.training.trainer` (the loop), :mod:`~worldmodels.training.run` (a whole run),
 :mod:`~worldmodels.training.checkpointing`, :mod:`~worldmodels.training.sampler` (data order),
 :mod:`~worldmodels.training.schedule`, :mod:`~worldmodels.training.distributed`,
 :mod:`~worldmodels.training.loggers`, :mod:`~worldmodels.training.data`.
@@ -36,10 +36,11 @@ Modules: :mod:`~worldmodels.training.config` (settings), :mod:`~worldmodels.trai
 
 from worldmodels.training.checkpointing import CheckpointWarning, latest_checkpoint, list_checkpoints, read_checkpoint
 from worldmodels.training.config import ALL_STAGES, STAGES, DataConfig, TrainConfig, configs_from
+from worldmodels.training.run import TrainResult, train
 from worldmodels.training.sampler import GlobalBatchSampler
 from worldmodels.training.schedule import warmup_cosine
 from worldmodels.training.stages import StageLoss, load_weights, trained_components
-from worldmodels.training.trainer import StageResult, Trainer, TrainResult, train
+from worldmodels.training.trainer import StageResult, Trainer
 
 __all__ = [
     "ALL_STAGES",

@@ -1,27 +1,9 @@
-"""The component-agnostic trainer: one :class:`Trainer` per stage, :func:`train` for a whole run.
+"""The component-agnostic trainer: one :class:`Trainer` trains one stage of a world model.
 
-Run directory layout (``train.run_dir``, default ``runs/<model name>``)::
-
-    RUN/
-      tokenizer/                      one directory per stage
-        run.json                      settings, model config, world size, where frozen weights came from
-        metrics.jsonl                 one JSON record per logged step (train and validation)
-        tensorboard/                  TensorBoard event files (scalars, reconstructions, samples)
-        checkpoints/
-          step-000500/                a training checkpoint (see worldmodels.training.checkpointing):
-            config.json               \\ the model, loadable with WorldModel.from_pretrained(dir)
-            model.safetensors         /
-            state.safetensors         optimizer tensors + RNG states of every rank
-            state.json                step, data position, scheduler, JSON skeletons, checksums
-          step-001000/ ...            the last ``keep_last`` are kept
-        final/                        WorldModel.save_pretrained of the finished stage
-      lam/ ...
-      dynamics/ ...
-
-A stage starts from ``train.init_from`` when given; otherwise it takes the parts other stages
-trained from their ``final/`` directories in the same run: ``lam`` and ``dynamics`` load the
-tokenizer from ``RUN/tokenizer/final`` (required for ``dynamics``), ``dynamics`` loads the action
-model from ``RUN/lam/final`` when it exists (required with ``freeze_action_model``).
+It runs the loop (micro-batches, gradient accumulation, clipping, AdamW with a warm-up-cosine
+schedule, bf16 autocast, DDP / FSDP), validates on held-out clips, logs metrics and pictures,
+and writes exact-resume checkpoints. :func:`worldmodels.training.run.train` chains the stages of
+a run; the run directory's layout is described there.
 """
 
 from __future__ import annotations
@@ -40,7 +22,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from worldmodels.build_config import ConfigError, to_container
-from worldmodels.checkpoint import CONFIG_FILE, CheckpointError, check_state_dict, read_json, write_json
+from worldmodels.checkpoint import CONFIG_FILE, CheckpointError, check_state_dict, write_json
 from worldmodels.interfaces import DeferredStateUpdates
 from worldmodels.training.checkpointing import (
     LoadedCheckpoint,
@@ -58,7 +40,7 @@ from worldmodels.training.checkpointing import (
     write_checkpoint,
 )
 from worldmodels.training.config import DataConfig, TrainConfig
-from worldmodels.training.data import build_datasets, collate_clips, fixed_batch, make_loader
+from worldmodels.training.data import collate_clips, fixed_batch, make_loader
 from worldmodels.training.distributed import (
     DistContext,
     all_reduce_gradients,
@@ -74,8 +56,9 @@ from worldmodels.training.distributed import (
     wrap_ddp,
     wrap_fsdp,
 )
-from worldmodels.training.loggers import RunLogger, video_grid
+from worldmodels.training.loggers import RunLogger
 from worldmodels.training.optim import build_optimizer, clear_moments
+from worldmodels.training.pictures import stage_pictures
 from worldmodels.training.sampler import GlobalBatchSampler, split_batch
 from worldmodels.training.schedule import build_scheduler
 from worldmodels.training.stages import (
@@ -83,7 +66,6 @@ from worldmodels.training.stages import (
     FINAL_DIR,
     StageLoss,
     load_weights,
-    model_weights_dir,
     restore_trainable,
     set_trainable,
     trained_components,
@@ -122,19 +104,6 @@ class StageResult:
         return float(losses[-1]) if losses else None
 
 
-@dataclass
-class TrainResult:
-    """What :func:`train` produced: the run directory and one :class:`StageResult` per stage."""
-
-    run_dir: Path
-    stages: dict[str, StageResult]
-
-    @property
-    def final_dir(self) -> Path:
-        """The ``final`` directory of the last stage run (the finished model)."""
-        return list(self.stages.values())[-1].final_dir
-
-
 def _tensors_to(batch: Mapping[str, Any], device: torch.device) -> dict[str, Tensor]:
     """The tensors of a collated batch (``video``, ``actions``, ``rewards``, ``terminated``, ``tokens``) on ``device``."""
     return {k: v.to(device, non_blocking=True) for k, v in batch.items() if isinstance(v, Tensor)}
@@ -144,7 +113,10 @@ def _model_config(model: WorldModel) -> dict[str, Any]:
     return {k: v for k, v in model.config.items() if k != "library_version"}
 
 
-def _build_model(spec: str | Mapping[str, Any], seed: int) -> WorldModel:
+
+
+def build_seeded_model(spec: str | Mapping[str, Any], seed: int) -> WorldModel:
+    """Build a model from a preset name or config after seeding every generator with ``seed`` (same seed, same weights)."""
     seed_everything(seed)
     return WorldModel.from_config(spec if isinstance(spec, str) else to_container(spec))
 
@@ -181,7 +153,7 @@ class Trainer:
         config.validate()
         self.config = config
         self.stage = config.stage
-        self.model = model if isinstance(model, WorldModel) else _build_model(model, config.seed)
+        self.model = model if isinstance(model, WorldModel) else build_seeded_model(model, config.seed)
         self.train_data = train_data
         self.val_data = val_data
         self.data_config = data_config
@@ -616,29 +588,10 @@ class Trainer:
             return
         if not self.ctx.is_main:
             return
-        model = self.model
-        was_training = {name: getattr(model, name).training for name in ("tokenizer", "action_model", "dynamics")}
-        model.eval()
-        try:
-            video = batch["video"].to(self.ctx.device)
-            recorded = batch.get("actions")
-            if isinstance(recorded, Tensor) and getattr(model.action_model, "uses_recorded_actions", False):
-                recorded = recorded.to(self.ctx.device).clamp_min(0)  # an unknown action shown as action 0
-            else:
-                recorded = None
-            with self._autocast():
-                if self.stage in ("tokenizer", "dynamics"):
-                    recon = model.tokenizer.reconstruct(video)
-                    self._logger.image("images/reconstruction", video_grid([video, recon]), step)
-                if self.stage == "dynamics" and video.shape[1] > 1:
-                    generator = torch.Generator(device=self.ctx.device)
-                    generator.manual_seed(self.config.seed)
-                    actions = model.infer_actions(video, recorded)
-                    generated = model.generate(video[:, 0], actions, generator=generator)
-                    self._logger.image("images/generated", video_grid([video, generated]), step)
-        finally:
-            for name, mode in was_training.items():
-                getattr(model, name).train(mode)
+        with self._autocast():
+            pictures = stage_pictures(self.model, self.stage, batch, self.ctx.device, self.config.seed)
+        for tag, grid in pictures.items():
+            self._logger.image(tag, grid, step)
 
     # ------------------------------------------------------------------ checkpoints
     def _model_saver(self, model_state: dict[str, Tensor]):  # noqa: ANN202
@@ -704,111 +657,3 @@ class Trainer:
         if self.ctx.is_main:
             self._model_saver(model_state)(self.final_dir)
         self.ctx.barrier()
-
-
-def _model_spec_from_run(train_cfg: TrainConfig) -> dict[str, Any] | None:
-    """The model config saved in ``init_from`` or in the run directory (for resuming without model=...)."""
-    candidates: list[Path] = []
-    if train_cfg.init_from:
-        candidates.append(model_weights_dir(train_cfg.init_from))
-    elif train_cfg.run_dir:
-        run = Path(train_cfg.run_dir)
-        for stage in train_cfg.stages:
-            candidates.extend(path for _, path in reversed(list_checkpoints(run / stage / CHECKPOINTS_DIR)))
-        with contextlib.suppress(CheckpointError):
-            candidates.append(model_weights_dir(run))
-    for directory in candidates:
-        with contextlib.suppress(CheckpointError):
-            saved = read_json(directory / CONFIG_FILE)
-            if isinstance(saved, dict) and isinstance(saved.get("model"), dict):
-                return {k: v for k, v in saved["model"].items() if k != "library_version"}
-    return None
-
-
-def _model_spec_from_config(cfg: Mapping[str, Any]) -> dict[str, Any] | None:
-    model = cfg.get("model")
-    if isinstance(model, Mapping) and model.get("name") and all(cfg.get(k) for k in ("tokenizer", "action_model",
-                                                                                       "dynamics", "sampler")):
-        from worldmodels.build_config import flatten_composed_config
-
-        return flatten_composed_config(cfg)
-    return None
-
-
-def train(
-    config: Mapping[str, Any] | TrainConfig,
-    *,
-    model: WorldModel | str | Mapping[str, Any] | None = None,
-    data: DataConfig | Mapping[str, Any] | None = None,
-    train_data: Dataset | None = None,
-    val_data: Dataset | None = None,
-) -> TrainResult:
-    """Train the stage(s) a config asks for; ``stage=all`` runs tokenizer then dynamics.
-
-    Args:
-        config: a composed config (``worldmodels.config.compose([...])``: ``model``, components,
-            ``train``, ``data``), or a :class:`TrainConfig`.
-        model: the model, a preset name or a model config; default: the composed config's model,
-            else the model saved in ``train.init_from`` or in the run directory (when resuming).
-        data: data settings, when ``config`` is a :class:`TrainConfig`.
-        train_data: a dataset to train on instead of the one ``data`` describes.
-        val_data: a held-out dataset instead of the one ``data`` describes.
-
-    Returns:
-        A :class:`TrainResult` with the run directory and each stage's result.
-
-    Raises:
-        ConfigError: for inconsistent settings, a missing model or missing data.
-
-    Example:
-        >>> from worldmodels.config import compose
-        >>> cfg = compose(["model=genie-tiny", "train.stage=all", "data.synthetic=true"])  # doctest: +SKIP
-        >>> train(cfg).final_dir                                                           # doctest: +SKIP
-        PosixPath('runs/genie-tiny/dynamics/final')
-    """
-    if isinstance(config, TrainConfig):
-        train_cfg = config
-        data_cfg = data if isinstance(data, DataConfig) else DataConfig.from_dict(data)
-        spec: Any = None
-    else:
-        container = to_container(config)
-        train_cfg = TrainConfig.from_dict(container.get("train"))
-        data_cfg = data if isinstance(data, DataConfig) else DataConfig.from_dict(
-            data if data is not None else container.get("data"))
-        spec = _model_spec_from_config(container)
-    if model is not None:
-        spec = model
-    if spec is None:
-        spec = _model_spec_from_run(train_cfg)
-    if spec is None:
-        raise ConfigError(
-            "No model to train: pick one with model=NAME (e.g. model=genie-tiny; `worldmodels list --kind model` "
-            "shows them), or pass train.init_from=DIR / resume a run directory that holds one."
-        )
-    first = spec if isinstance(spec, WorldModel) else _build_model(spec, train_cfg.seed)
-    run_dir = Path(train_cfg.run_dir or Path("runs") / (first.name or "model"))
-    if train_data is None:
-        train_data, built_val = build_datasets(data_cfg, num_frames=first.num_frames, image_size=first.image_size,
-                                               seed=train_cfg.seed)
-        val_data = val_data if val_data is not None else built_val
-    ctx = setup_distributed(train_cfg.device)  # one process group for every stage
-    results: dict[str, StageResult] = {}
-    try:
-        _run_stages(train_cfg, spec, first, run_dir, train_data, val_data, data_cfg, results)
-    finally:
-        teardown_distributed(ctx)
-    return TrainResult(run_dir, results)
-
-
-def _run_stages(train_cfg: TrainConfig, spec: Any, first: WorldModel, run_dir: Path, train_data: Dataset,
-                val_data: Dataset | None, data_cfg: DataConfig, results: dict[str, StageResult]) -> None:
-    for index, stage in enumerate(train_cfg.stages):
-        stage_cfg = train_cfg.for_stage(stage)
-        stage_cfg.run_dir = str(run_dir)
-        if isinstance(spec, WorldModel):
-            stage_model: WorldModel = spec
-        else:
-            stage_model = first if index == 0 else _build_model(spec, stage_cfg.seed)
-        trainer = Trainer(stage_model, stage_cfg, train_data, val_data, data_config=data_cfg)
-        results[stage] = trainer.fit()
-

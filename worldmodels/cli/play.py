@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Play headless when ``--actions`` is given, else open the window; returns the exit status."""
-    from worldmodels.envs.world_model_env import PromptError
+    from worldmodels.envs.prompts import PromptError
 
     try:
         return _run(args)

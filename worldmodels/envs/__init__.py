@@ -17,15 +17,8 @@ from __future__ import annotations
 
 import gymnasium
 
-from worldmodels.envs.world_model_env import (
-    PromptError,
-    PromptLike,
-    WorldModelEnv,
-    compile_world_model,
-    frame_to_uint8,
-    load_world_model,
-    prompt_to_video,
-)
+from worldmodels.envs.prompts import PromptError, PromptLike, frame_to_uint8, prompt_to_video
+from worldmodels.envs.world_model_env import WorldModelEnv, compile_world_model, load_world_model
 
 ENV_ID = "worldmodels/WorldModel-v0"
 """The Gymnasium id of :class:`WorldModelEnv` (kwargs ``model=`` or ``checkpoint=``)."""

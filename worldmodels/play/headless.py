@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from worldmodels.envs.world_model_env import PromptLike, WorldModelEnv
+from worldmodels.envs.prompts import PromptLike
+from worldmodels.envs.world_model_env import WorldModelEnv
 from worldmodels.play.export import output_format, save_rollout
 
 __all__ = ["parse_actions", "play_headless", "rollout"]

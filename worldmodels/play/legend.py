@@ -235,7 +235,7 @@ def estimate_action_effects(
     Shapes:
         ``prompt``: ``T C H W`` in ``[0, 1]``.
     """
-    from worldmodels.envs.world_model_env import frame_to_uint8
+    from worldmodels.envs.prompts import frame_to_uint8
 
     if steps < 1:
         raise ValueError(f"estimate_action_effects needs steps >= 1, got {steps}.")

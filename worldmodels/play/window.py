@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from worldmodels.envs.world_model_env import PromptLike, WorldModelEnv
+from worldmodels.envs.prompts import PromptLike
+from worldmodels.envs.world_model_env import WorldModelEnv
 from worldmodels.play.export import save_rollout
 from worldmodels.play.legend import ARROWS, ActionEffect
 

@@ -48,7 +48,7 @@ def _register_toy() -> None:
 def bench_stage(preset: str, stage: str, mode: str, args: argparse.Namespace) -> dict[str, float]:
     """Seconds per step of one stage in one mode (median over the timed steps)."""
     from worldmodels import resolve_model_config
-    from worldmodels.data.clips import SyntheticClipDataset
+    from worldmodels.data.synthetic import SyntheticClipDataset
     from worldmodels.training import TrainConfig, Trainer
     from worldmodels.training.checkpointing import seed_everything
     from worldmodels.training.data import collate_clips

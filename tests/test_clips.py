@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from worldmodels.data.clips import ClipDataset, SkippedFileWarning, SyntheticClipDataset
+from worldmodels.data.clips import ClipDataset, SkippedFileWarning
 from worldmodels.data.shards import (
     Episode,
     ShardFormatError,
@@ -20,7 +20,7 @@ from worldmodels.data.shards import (
     read_manifest,
     write_shard,
 )
-from worldmodels.data.synthetic import moving_sprites
+from worldmodels.data.synthetic import SyntheticClipDataset, moving_sprites
 from worldmodels.data.video_io import write_gif, write_video
 
 LENGTHS = {"train": (12, 9, 20), "val": (10,), "test": (7, 11)}

@@ -12,7 +12,7 @@ import torch
 from worldmodels import WorldModel
 from worldmodels.build_config import ConfigError
 from worldmodels.checkpoint import load_tensors
-from worldmodels.data.clips import SyntheticClipDataset
+from worldmodels.data.synthetic import SyntheticClipDataset
 from worldmodels.training import CheckpointWarning, StageResult, TrainConfig, Trainer, list_checkpoints, train
 from worldmodels.training.loggers import read_metrics
 

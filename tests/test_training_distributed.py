@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 
 from worldmodels.checkpoint import load_tensors
-from worldmodels.data.clips import SyntheticClipDataset
+from worldmodels.data.synthetic import SyntheticClipDataset
 from worldmodels.training import TrainConfig, Trainer
 from worldmodels.training.loggers import read_metrics
 

@@ -44,7 +44,7 @@ def test_clear_moments_zeroes_only_the_given_rows() -> None:
 from pathlib import Path  # noqa: E402
 
 from worldmodels import WorldModel  # noqa: E402
-from worldmodels.data.clips import SyntheticClipDataset  # noqa: E402
+from worldmodels.data.synthetic import SyntheticClipDataset  # noqa: E402
 from worldmodels.training import TrainConfig, Trainer  # noqa: E402
 
 _FRAME_VQ = {"name": "frame-vq", "vocab_size": 16, "code_dim": 4, "channels": 8, "downsample": 4,

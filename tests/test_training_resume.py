@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from worldmodels.data.clips import SyntheticClipDataset
+from worldmodels.data.synthetic import SyntheticClipDataset
 from worldmodels.training import TrainConfig, Trainer, list_checkpoints
 from worldmodels.training.loggers import read_metrics
 

@@ -41,6 +41,7 @@ from einops import rearrange
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from worldmodels.data.npz_files import npz_members
 from worldmodels.data.shards import (
     MANIFEST_FILE,
     ShardFormatError,
@@ -51,7 +52,7 @@ from worldmodels.data.shards import (
 )
 from worldmodels.data.video_io import VIDEO_EXTENSIONS, VideoReadError, probe_video, read_video
 
-__all__ = ["ARRAY_EXTENSIONS", "ClipDataset", "SkippedFileWarning", "SyntheticClipDataset", "resize_video"]
+__all__ = ["ARRAY_EXTENSIONS", "ClipDataset", "SkippedFileWarning", "resize_video"]
 
 ARRAY_EXTENSIONS: frozenset[str] = frozenset({".npz", ".npy"})
 """File suffixes read as uint8 frame arrays."""
@@ -63,7 +64,8 @@ class SkippedFileWarning(UserWarning):
     """A file of a clip directory was skipped because it cannot be used (named in the message)."""
 
 
-def _as_hw(image_size: ImageSize | Sequence[int] | None) -> tuple[int, int] | None:
+def as_hw(image_size: ImageSize | Sequence[int] | None) -> tuple[int, int] | None:
+    """An image size as ``(H, W)``: ``S`` means ``(S, S)``; ``None`` stays ``None`` (keep the stored size)."""
     if image_size is None:
         return None
     if isinstance(image_size, int):
@@ -88,7 +90,7 @@ def resize_video(video: Tensor, image_size: ImageSize | None) -> Tensor:
     Shapes:
         ``T C H W -> T C H' W'`` (a leading ``B`` is kept).
     """
-    hw = _as_hw(image_size)
+    hw = as_hw(image_size)
     if hw is None or tuple(video.shape[-2:]) == hw:
         return video
     lead = video.shape[:-3]
@@ -217,7 +219,7 @@ class ClipDataset(Dataset):
         self.frame_skip = frame_skip
         self.span = (num_frames - 1) * frame_skip + 1
         self.stride = stride or self.span
-        self.image_size = _as_hw(image_size)
+        self.image_size = as_hw(image_size)
         self.split = split
         self.strict = strict
         self.max_open_arrays = max(1, max_open_arrays)
@@ -383,7 +385,7 @@ class ClipDataset(Dataset):
         header = array_shape(path, "frames")
         key = "frames"
         if header is None:  # an npz without "frames": accept a single array member
-            members = _npz_members(path)
+            members = npz_members(path)
             if len(members) != 1:
                 raise ValueError(
                     f"it has no 'frames' array (members: {members}); store uint8 frames as "
@@ -609,75 +611,10 @@ class ClipDataset(Dataset):
         )
 
 
-def _npz_members(path: Path) -> list[str]:
-    import zipfile
+def __getattr__(name: str) -> Any:
+    # SyntheticClipDataset moved to worldmodels.data.synthetic; it stays importable from here.
+    if name == "SyntheticClipDataset":
+        from worldmodels.data.synthetic import SyntheticClipDataset
 
-    try:
-        with zipfile.ZipFile(path) as zf:
-            return sorted(n[:-4] for n in zf.namelist() if n.endswith(".npy"))
-    except zipfile.BadZipFile as exc:
-        raise ShardFormatError(f"{path} is not a valid .npz ({exc}); it is truncated or corrupt.") from exc
-
-
-class SyntheticClipDataset(Dataset):
-    """Clips of the seeded moving-sprite world (:func:`~worldmodels.data.synthetic.moving_sprites`).
-
-    Each item is generated on demand from ``(seed, index)``, so the data set costs no memory,
-    needs no file, and item ``i`` is the same on every call and in every worker. Items have the
-    same keys as :class:`ClipDataset`'s, with the sprite world's five true actions.
-
-    Args:
-        num_clips: number of clips (``len()``).
-        num_frames: ``T``.
-        image_size: ``S`` or ``(H, W)``; non-square sizes are rendered square and resized.
-        distractor: add the drifting second square.
-        seed: base seed.
-
-    Example:
-        >>> ds = SyntheticClipDataset(4, num_frames=5, image_size=16)
-        >>> tuple(ds[0]["video"].shape), tuple(ds[0]["actions"].shape)
-        ((5, 3, 16, 16), (4,))
-
-    Shapes:
-        item ``video`` ``T C H W`` float32 in ``[0, 1]``, ``actions`` ``T-1`` int64.
-    """
-
-    num_actions = 5
-
-    def __init__(
-        self,
-        num_clips: int = 256,
-        num_frames: int = 8,
-        image_size: ImageSize = 32,
-        *,
-        distractor: bool = True,
-        seed: int = 0,
-    ) -> None:
-        if num_clips < 1:
-            raise ValueError(f"SyntheticClipDataset needs num_clips >= 1, got {num_clips}.")
-        self.num_clips = num_clips
-        self.num_frames = num_frames
-        self.image_size = _as_hw(image_size)
-        self.distractor = distractor
-        self.seed = seed
-
-    def __len__(self) -> int:
-        return self.num_clips
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        from worldmodels.data.synthetic import moving_sprites
-
-        if index < 0:
-            index += self.num_clips
-        if not 0 <= index < self.num_clips:
-            raise IndexError(f"clip index {index} out of range for {self.num_clips} synthetic clips.")
-        assert self.image_size is not None
-        side = max(self.image_size)
-        item_seed = int(np.random.SeedSequence([self.seed, index]).generate_state(1)[0])
-        clips = moving_sprites(1, self.num_frames, max(8, side), distractor=self.distractor, seed=item_seed)
-        return {
-            "video": resize_video(clips.video[0], self.image_size),
-            "actions": clips.actions[0],
-            "source": f"synthetic:moving_sprites(seed={self.seed})#clip={index}",
-            "start": 0,
-        }
+        return SyntheticClipDataset
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,10 +11,14 @@ Axis legend: ``N`` clips, ``T`` frames, ``C H W`` pixels.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
+from torch.utils.data import Dataset
+
+from worldmodels.data.clips import ImageSize, as_hw, resize_video
 
 ACTION_NAMES: tuple[str, ...] = ("stay", "left", "right", "up", "down")
 """The true actions of the sprite world, in index order."""
@@ -99,3 +103,65 @@ def moving_sprites(
             video[n, t] = frame
     video_t = torch.from_numpy(video).permute(0, 1, 4, 2, 3).contiguous()
     return SpriteClips(video=video_t, actions=torch.from_numpy(actions).long())
+
+
+class SyntheticClipDataset(Dataset):
+    """Clips of the seeded moving-sprite world (:func:`~worldmodels.data.synthetic.moving_sprites`).
+
+    Each item is generated on demand from ``(seed, index)``, so the data set costs no memory,
+    needs no file, and item ``i`` is the same on every call and in every worker. Items have the
+    same keys as :class:`ClipDataset`'s, with the sprite world's five true actions.
+
+    Args:
+        num_clips: number of clips (``len()``).
+        num_frames: ``T``.
+        image_size: ``S`` or ``(H, W)``; non-square sizes are rendered square and resized.
+        distractor: add the drifting second square.
+        seed: base seed.
+
+    Example:
+        >>> ds = SyntheticClipDataset(4, num_frames=5, image_size=16)
+        >>> tuple(ds[0]["video"].shape), tuple(ds[0]["actions"].shape)
+        ((5, 3, 16, 16), (4,))
+
+    Shapes:
+        item ``video`` ``T C H W`` float32 in ``[0, 1]``, ``actions`` ``T-1`` int64.
+    """
+
+    num_actions = 5
+
+    def __init__(
+        self,
+        num_clips: int = 256,
+        num_frames: int = 8,
+        image_size: ImageSize = 32,
+        *,
+        distractor: bool = True,
+        seed: int = 0,
+    ) -> None:
+        if num_clips < 1:
+            raise ValueError(f"SyntheticClipDataset needs num_clips >= 1, got {num_clips}.")
+        self.num_clips = num_clips
+        self.num_frames = num_frames
+        self.image_size = as_hw(image_size)
+        self.distractor = distractor
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return self.num_clips
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if index < 0:
+            index += self.num_clips
+        if not 0 <= index < self.num_clips:
+            raise IndexError(f"clip index {index} out of range for {self.num_clips} synthetic clips.")
+        assert self.image_size is not None
+        side = max(self.image_size)
+        item_seed = int(np.random.SeedSequence([self.seed, index]).generate_state(1)[0])
+        clips = moving_sprites(1, self.num_frames, max(8, side), distractor=self.distractor, seed=item_seed)
+        return {
+            "video": resize_video(clips.video[0], self.image_size),
+            "actions": clips.actions[0],
+            "source": f"synthetic:moving_sprites(seed={self.seed})#clip={index}",
+            "start": 0,
+        }

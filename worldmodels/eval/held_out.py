@@ -80,7 +80,8 @@ def _dataset_action_groups(dataset: Any, names: list[str] | None) -> dict[str, l
 
 def _dataset_action_info(dataset: Any) -> tuple[int | None, list[str] | None]:
     """Number of true actions and their names, from a data set's manifests or attributes."""
-    from worldmodels.data.clips import ClipDataset, SyntheticClipDataset
+    from worldmodels.data.clips import ClipDataset
+    from worldmodels.data.synthetic import SyntheticClipDataset
 
     num = getattr(dataset, "num_actions", None)
     names = getattr(dataset, "action_names", None)

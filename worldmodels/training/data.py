@@ -33,7 +33,8 @@ def build_datasets(data: DataConfig, *, num_frames: int, image_size: Sequence[in
     Raises:
         ConfigError: when neither ``data.path`` nor ``data.synthetic`` says where clips come from.
     """
-    from worldmodels.data.clips import ClipDataset, SyntheticClipDataset
+    from worldmodels.data.clips import ClipDataset
+    from worldmodels.data.synthetic import SyntheticClipDataset
 
     frames = int(data.num_frames or num_frames)
     given = data.image_size if data.image_size is not None else image_size

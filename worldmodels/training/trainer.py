@@ -132,7 +132,7 @@ class Trainer:
         data_config: recorded in ``run.json`` (informational).
 
     Example:
-        >>> from worldmodels.data.clips import SyntheticClipDataset       # doctest: +SKIP
+        >>> from worldmodels.data.synthetic import SyntheticClipDataset       # doctest: +SKIP
         >>> trainer = Trainer("genie-tiny", TrainConfig(stage="tokenizer", steps=100, run_dir="runs/x"),
         ...                   SyntheticClipDataset(64, 16, 64))              # doctest: +SKIP
         >>> result = trainer.fit(); result.final_dir                       # doctest: +SKIP

@@ -28,9 +28,9 @@ from worldmodels.envs import prompt_to_video
 from worldmodels.play.export import save_generation
 
 
-def load_model(checkpoint: str | None, preset: str, maskgit_steps: int | None) -> worldmodels.WorldModel:
+def load_model(checkpoint: str | None, preset: str, sampler_steps: int | None) -> worldmodels.WorldModel:
     """A trained model from ``checkpoint``, else ``preset`` with random weights."""
-    overrides = {} if maskgit_steps is None else {"sampler": {"steps": maskgit_steps}}
+    overrides = {} if sampler_steps is None else {"sampler": {"steps": sampler_steps}}
     if checkpoint:
         return worldmodels.WorldModel.from_pretrained(checkpoint, **overrides).eval()
     model = worldmodels.build(preset, **overrides)
@@ -45,16 +45,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompt", help="an image file for the first frame (default: a sprite-world frame)")
     parser.add_argument("--actions", default="0,1,2,3,4,5,6,7", help="latent actions, cycled (default 0..7)")
     parser.add_argument("--frames", type=int, default=16, help="frames to generate (default 16)")
-    parser.add_argument("--maskgit-steps", type=int, help="MaskGIT iterations per frame (default: the model's)")
+    parser.add_argument("--sampler-steps", type=int, help="MaskGIT iterations per frame (default: the model's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="sample.gif", help="the GIF (or .mp4) to write")
     parser.add_argument("--tiny", action="store_true", help="3 frames with 2 MaskGIT steps: runs in seconds")
     args = parser.parse_args(argv)
     if args.tiny:
-        args.frames, args.maskgit_steps = 3, 2
+        args.frames, args.sampler_steps = 3, 2
 
     torch.manual_seed(args.seed)
-    model = load_model(args.checkpoint, args.preset, args.maskgit_steps)
+    model = load_model(args.checkpoint, args.preset, args.sampler_steps)
     h, w = model.image_size
     if args.prompt:
         prompt_CHW = prompt_to_video(args.prompt, model.image_size, model.in_channels, max_frames=1)[0]

@@ -29,17 +29,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompt", help="image file for the first frame (default: a black frame)")
     parser.add_argument("--episodes", type=int, default=2)
     parser.add_argument("--steps", type=int, default=16, help="steps per episode (max_episode_steps)")
-    parser.add_argument("--maskgit-steps", type=int, help="MaskGIT iterations per frame (default: the model's)")
+    parser.add_argument("--sampler-steps", type=int, help="MaskGIT iterations per frame (default: the model's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="write the frames of the first episode to this .gif or .mp4")
     parser.add_argument("--tiny", action="store_true", help="1 episode of 3 steps, 2 MaskGIT steps")
     args = parser.parse_args(argv)
     if args.tiny:
-        args.episodes, args.steps, args.maskgit_steps = 1, 3, 2
+        args.episodes, args.steps, args.sampler_steps = 1, 3, 2
 
     source = {"checkpoint": args.checkpoint} if args.checkpoint else {"model": args.preset}
     env = gym.make(worldmodels.envs.ENV_ID, **source, prompt=args.prompt, max_episode_steps=args.steps,
-                   maskgit_steps=args.maskgit_steps)
+                   sampler_steps=args.sampler_steps)
     print(f"{worldmodels.envs.ENV_ID}: observations {env.observation_space}, actions {env.action_space}")
     env.action_space.seed(args.seed)
 

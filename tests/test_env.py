@@ -286,8 +286,12 @@ def test_seeding(genie_model) -> None:
 
 
 @pytest.mark.filterwarnings("ignore:Mismatch dtype between input and weight")  # rms_norm's unfused bf16 path
-def test_maskgit_steps_and_bf16_options(genie_model) -> None:
-    env = WorldModelEnv(genie_model, maskgit_steps=2, bf16=True)
+def test_sampler_steps_and_bf16_options(genie_model) -> None:
+    with pytest.warns(DeprecationWarning, match="sampler_steps"):  # the former name still works
+        assert WorldModelEnv(genie_model, maskgit_steps=3).model.sampler.get_config()["steps"] == 3
+    with pytest.raises(ValueError, match="disagree"), pytest.warns(DeprecationWarning):
+        WorldModelEnv(genie_model, sampler_steps=2, maskgit_steps=3)
+    env = WorldModelEnv(genie_model, sampler_steps=2, bf16=True)
     assert genie_model.sampler.steps == 2
     obs, _ = env.reset(seed=0)
     frame = env.step(1)[0]

@@ -161,7 +161,7 @@ def test_parse_actions() -> None:
         parse_actions(" , ")
 
 
-def test_cli_maskgit_steps_reach_the_sampler(tmp_path) -> None:
+def test_cli_sampler_steps_reach_the_sampler(tmp_path) -> None:
     if "genie-tiny" not in worldmodels.list_components("model"):
         pytest.skip("the Genie plug-in (genie-tiny) is not installed")
     model = worldmodels.build(
@@ -169,9 +169,9 @@ def test_cli_maskgit_steps_reach_the_sampler(tmp_path) -> None:
         tokenizer={"channels": 8}, dynamics={"dim": 32, "depth": 1, "num_heads": 2},
     )  # fmt: skip
     ckpt = model.save_pretrained(tmp_path / "genie")
-    loaded = worldmodels.envs.load_world_model(ckpt, maskgit_steps=3)
+    loaded = worldmodels.envs.load_world_model(ckpt, sampler_steps=3)
     assert loaded.sampler.steps == 3
-    frames = play_gif_frames(ckpt, [1, 7], tmp_path / "g.gif", extra=["--maskgit-steps", "2", "--no-cache"])
+    frames = play_gif_frames(ckpt, [1, 7], tmp_path / "g.gif", extra=["--sampler-steps", "2", "--no-cache"])
     assert frames.shape == (3, 32, 32, 3)
 
 

@@ -83,13 +83,19 @@ def _data_complete(directory: Path) -> bool:
 
 
 def _record(cfg: Any, data_dir: Path) -> None:
-    from worldmodels.build_config import to_container
+    from worldmodels.build_config import ConfigError, to_container
     from worldmodels.data.recorders import parse_splits, record
 
     rec = cfg.demo.record
     if _data_complete(data_dir):
         _log(f"data: {data_dir} is complete, reusing it")
         return
+    if not rec.get("env"):
+        raise ConfigError(
+            "The demo records its data but no environment is set: demo.record.env is null. Choose a recipe that "
+            "sets it (e.g. --recipe coinrun-cpu; `worldmodels list --kind recipe` shows them) or set "
+            "demo.record.env=coinrun (a recorder name: coinrun, procgen:GAME, gym:ENV_ID)."
+        )
     _log(f"data: recording {rec.episodes} {rec.env} episodes of up to {rec.frames_per_episode} frames "
          f"({rec.policy} policy) into {data_dir}")
     size = cfg.model.image_size
@@ -165,7 +171,7 @@ def _evaluate(
         _log(f"eval: {report_json} is newer than the model, reusing it")
         return json.loads(report_json.read_text())["headline"]
     ev = cfg.demo.eval
-    overrides = {"sampler": {"steps": int(ev.maskgit_steps)}} if ev.get("maskgit_steps") else None
+    overrides = {"sampler": {"steps": int(ev.sampler_steps)}} if ev.get("sampler_steps") else None
     _log(f"eval: {ev.max_clips} held-out clips of the {ev.split} split")
     report = evaluate(
         model_dir, data_dir, split=str(ev.split), max_clips=int(ev.max_clips),

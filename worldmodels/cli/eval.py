@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "skipped (nothing is downloaded)")
     parser.add_argument("--out", metavar="DIR",
                         help="where to write the report (default: CHECKPOINT/eval)")
-    parser.add_argument("--maskgit-steps", type=int, metavar="K",
+    parser.add_argument("--sampler-steps", "--maskgit-steps", dest="sampler_steps", type=int, metavar="K",
                         help="override the sampler's iterations per frame (fewer is faster, and changes the numbers)")
     parser.add_argument("--baseline", metavar="CHECKPOINT",
                         help="a recorded-action model (e.g. the demo's OUT/baseline) evaluated on the same clips and "
@@ -70,7 +70,7 @@ def _run(args: argparse.Namespace) -> int:
     from worldmodels.eval.evaluation import evaluate
 
     for flag, value, least in (("--max-clips", args.max_clips, 0), ("--batch-size", args.batch_size, 1),
-                               ("--horizon", args.horizon, 1), ("--maskgit-steps", args.maskgit_steps, 1)):
+                               ("--horizon", args.horizon, 1), ("--sampler-steps", args.sampler_steps, 1)):
         if value is not None and value < least:
             raise ValueError(f"{flag} must be at least {least}, got {value}.")
     checkpoint = resolve_checkpoint(args.checkpoint)
@@ -88,7 +88,7 @@ def _run(args: argparse.Namespace) -> int:
             "none; pass --split all to evaluate every video file in it."
         )
     out = Path(args.out) if args.out else Path(args.checkpoint) / "eval"
-    overrides = {"sampler": {"steps": args.maskgit_steps}} if args.maskgit_steps is not None else None
+    overrides = {"sampler": {"steps": args.sampler_steps}} if args.sampler_steps is not None else None
     log = None if args.quiet else (lambda line: print(f"[eval] {line}", file=sys.stderr, flush=True))
     if log is not None and checkpoint != Path(args.checkpoint):
         log(f"evaluating {checkpoint}")

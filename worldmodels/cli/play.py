@@ -4,7 +4,7 @@ Examples::
 
     worldmodels play runs/coinrun/model --prompt level.png                  # the window
     worldmodels play runs/coinrun/model --prompt level.png --actions 3,3,1,1 --out run.gif
-    worldmodels play genie-tiny --actions 0,1,2 --steps 30 --out run.mp4 --maskgit-steps 8
+    worldmodels play genie-tiny --actions 0,1,2 --steps 30 --out run.mp4 --sampler-steps 8
 
 Latent actions are numbered ``0 .. A-1`` (in the window, key ``k`` plays action ``k-1``).
 """
@@ -30,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, metavar="N",
                         help="headless: frames to generate, cycling through --actions (default: one per action); "
                              "window: quit after N frames")
-    parser.add_argument("--maskgit-steps", type=int, metavar="K", help="MaskGIT iterations per frame (sampler steps)")
+    parser.add_argument("--sampler-steps", "--maskgit-steps", dest="sampler_steps", type=int, metavar="K",
+                        help="the sampler's steps per frame (MaskGIT iterations for Genie)")
     parser.add_argument("--bf16", action="store_true", help="run under bfloat16 autocast")
     parser.add_argument("--compile", action="store_true", help="torch.compile the dynamics and tokenizer")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
@@ -82,7 +83,7 @@ def _run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    model = load_world_model(args.source, device=args.device, maskgit_steps=args.maskgit_steps)
+    model = load_world_model(args.source, device=args.device, sampler_steps=args.sampler_steps)
     prompt = prompt_to_video(args.prompt, model.image_size, model.in_channels, model.num_frames)
     env = WorldModelEnv(
         model,

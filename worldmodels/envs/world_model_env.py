@@ -31,6 +31,7 @@ import contextlib
 import operator
 import os
 import time
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -56,10 +57,23 @@ TERMINATION_THRESHOLD = 0.5
 """A step ends the episode when the model's predicted termination probability exceeds this."""
 
 # ---------------------------------------------------------------------------------------- loading
+def _sampler_steps(sampler_steps: int | None, maskgit_steps: int | None) -> int | None:
+    """``sampler_steps``, or its deprecated name ``maskgit_steps``."""
+    if maskgit_steps is None:
+        return None if sampler_steps is None else int(sampler_steps)
+    warnings.warn("maskgit_steps is now called sampler_steps; the old name will be removed.", DeprecationWarning,
+                  stacklevel=3)
+    if sampler_steps is not None and int(sampler_steps) != int(maskgit_steps):
+        raise ValueError(f"sampler_steps={sampler_steps} and maskgit_steps={maskgit_steps} disagree; "
+                         "give sampler_steps only.")
+    return int(maskgit_steps)
+
+
 def load_world_model(
     source: str | os.PathLike[str] | WorldModel,
     *,
     device: str | torch.device | None = None,
+    sampler_steps: int | None = None,
     maskgit_steps: int | None = None,
 ) -> WorldModel:
     """A world model from a checkpoint directory, a preset name or a model object.
@@ -69,15 +83,17 @@ def load_world_model(
             registered preset name (random weights: for speed tests and demos of the plumbing),
             or a :class:`~worldmodels.WorldModel` (returned as is, moved to ``device``).
         device: where to put the model (default: CPU for a directory or preset, unchanged for a model).
-        maskgit_steps: override the sampler's ``steps`` (MaskGIT iterations per frame); a model
-            object's sampler is replaced by one built with that setting.
+        sampler_steps: override the sampler's ``steps`` (e.g. MaskGIT iterations per frame); a
+            model object's sampler is replaced by one built with that setting.
+        maskgit_steps: the former name of ``sampler_steps`` (deprecated; still accepted).
 
     Returns:
         The model, in eval mode.
 
     Raises:
         FileNotFoundError: when ``source`` is neither an existing directory nor a registered preset.
-        worldmodels.ConfigError: when the sampler takes no ``steps`` but ``maskgit_steps`` is given.
+        worldmodels.ConfigError: when the sampler takes no ``steps`` but ``sampler_steps`` is given.
+        ValueError: when ``sampler_steps`` and ``maskgit_steps`` are both given and differ.
 
     Shapes:
         not applicable (returns a model).
@@ -85,7 +101,8 @@ def load_world_model(
     from worldmodels import registry
     from worldmodels.build import build
 
-    overrides: dict[str, Any] = {} if maskgit_steps is None else {"sampler": {"steps": int(maskgit_steps)}}
+    steps = _sampler_steps(sampler_steps, maskgit_steps)
+    overrides: dict[str, Any] = {} if steps is None else {"sampler": {"steps": steps}}
     if isinstance(source, WorldModel):
         model = source
         if overrides:
@@ -179,8 +196,9 @@ class WorldModelEnv(gym.Env):
             :meth:`~worldmodels.WorldModel.generate` does; fewer is faster (the cost of a step
             grows linearly with it) and stays in the training distribution of a causal dynamics
             model, which learns every prefix length.
-        maskgit_steps: override the sampler's MaskGIT iterations per frame (a model object gets
-            a new sampler with that setting).
+        sampler_steps: override the sampler's steps per frame, e.g. MaskGIT iterations (a model
+            object gets a new sampler with that setting).
+        maskgit_steps: the former name of ``sampler_steps`` (deprecated; still accepted).
         device: where to run (default: where the model's parameters are; a model object is moved).
 
     Raises:
@@ -203,6 +221,7 @@ class WorldModelEnv(gym.Env):
         compile: bool | str = False,  # noqa: A002 - mirrors torch.compile
         decode_window: int | None = None,
         context_frames: int | None = None,
+        sampler_steps: int | None = None,
         maskgit_steps: int | None = None,
         device: str | torch.device | None = None,
     ) -> None:
@@ -220,7 +239,8 @@ class WorldModelEnv(gym.Env):
         if max_episode_steps is not None and max_episode_steps < 1:
             raise ValueError(f"max_episode_steps must be >= 1 or None, got {max_episode_steps}.")
         source = model if model is not None else checkpoint
-        self.model: WorldModel = load_world_model(source, device=device, maskgit_steps=maskgit_steps)  # type: ignore[arg-type]
+        self.model: WorldModel = load_world_model(
+            source, device=device, sampler_steps=_sampler_steps(sampler_steps, maskgit_steps))  # type: ignore[arg-type]
         if self.model.in_channels not in (1, 3):
             raise ValueError(f"WorldModelEnv shows 1- or 3-channel frames; this model has {self.model.in_channels}.")
         self.device = _model_device(self.model)

@@ -34,7 +34,6 @@ GOOD = """
             '''A sampler from a fake distribution.'''
             def __init__(self):
                 super().__init__()
-                self._record_config()
             def sample(self, dynamics, tokens, action_embeddings, generator=None, use_cache=True):
                 raise NotImplementedError
 """

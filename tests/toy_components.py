@@ -26,8 +26,6 @@ class ToyTokenizer(Tokenizer):
     def __init__(self, image_size: int | list[int] = 16, in_channels: int = 3, patch: int = 4, vocab_size: int = 16,
                  num_frames: int = 8) -> None:
         super().__init__()
-        self._record_config(image_size=image_size, in_channels=in_channels, patch=patch, vocab_size=vocab_size,
-                            num_frames=num_frames)
         self.patch, self.vocab_size, self.channels = patch, vocab_size, in_channels
         dim = in_channels * patch * patch
         self.enc = nn.Linear(dim, 8)
@@ -71,8 +69,6 @@ class ToyLAM(ActionModel):
     def __init__(self, image_size: int | list[int] = 16, in_channels: int = 3, num_actions: int = 4,
                  action_dim: int = 8, num_frames: int = 8) -> None:
         super().__init__()
-        self._record_config(image_size=image_size, in_channels=in_channels, num_actions=num_actions,
-                            action_dim=action_dim, num_frames=num_frames)
         h, w = _pair(image_size)
         self.num_actions, self.action_dim = num_actions, action_dim
         self.enc = nn.Linear(2 * in_channels * h * w, num_actions)
@@ -104,8 +100,6 @@ class ToyDynamics(Dynamics):
     def __init__(self, vocab_size: int = 16, token_grid: list[int] | None = None, max_frames: int = 8,
                  action_dim: int = 8, num_actions: int = 4, dim: int = 16) -> None:
         super().__init__()
-        self._record_config(vocab_size=vocab_size, token_grid=token_grid, max_frames=max_frames,
-                            action_dim=action_dim, num_actions=num_actions, dim=dim)
         self.vocab_size, self.max_frames = vocab_size, max_frames
         self.tok = nn.Embedding(vocab_size + 1, dim)
         self.act = nn.Linear(action_dim, dim)
@@ -133,7 +127,6 @@ class ToyArgmax(Sampler):
 
     def __init__(self) -> None:
         super().__init__()
-        self._record_config()
 
     def sample(self, dynamics, tokens, action_embeddings, generator=None, use_cache=True):  # noqa: ANN001
         draft = torch.full(tokens.shape[:1] + tokens.shape[2:], dynamics.mask_token_id, device=tokens.device)

@@ -21,6 +21,9 @@ arguments in its constructor (so the resolved config can rebuild it).
 from __future__ import annotations
 
 import abc
+import functools
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -99,23 +102,67 @@ class DeferredStateUpdates(Protocol):
         ...
 
 
+_CAPTURED = "_constructor_arguments"
+
+
+def _capture_constructor_arguments(init: Callable[..., None]) -> Callable[..., None]:
+    """Wrap a component's ``__init__`` so the arguments of the outermost call are kept, with defaults."""
+    signature = inspect.signature(init)
+    parameters = list(signature.parameters.values())[1:]
+
+    @functools.wraps(init)
+    def __init__(self: Component, *args: Any, **kwargs: Any) -> None:
+        if _CAPTURED not in self.__dict__:  # the outermost __init__ of the class chain speaks for the object
+            bound = signature.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            captured: dict[str, Any] = {}
+            for p in parameters:
+                value = bound.arguments.get(p.name)
+                if p.kind is inspect.Parameter.VAR_KEYWORD:
+                    captured.update(value or {})
+                elif p.kind is inspect.Parameter.VAR_POSITIONAL:
+                    if value:
+                        raise TypeError(
+                            f"{type(self).__name__} got positional arguments {value!r} for *{p.name}; a component's "
+                            "config holds named arguments only: give them by name."
+                        )
+                else:
+                    captured[p.name] = value
+            object.__setattr__(self, _CAPTURED, captured)
+        init(self, *args, **kwargs)
+
+    __init__.__wrapped_for_config__ = True  # type: ignore[attr-defined]
+    return __init__
+
+
 class Component(nn.Module):
     """Base of every registered component.
 
-    Subclasses record their constructor arguments with :meth:`_record_config`, so that
-    :meth:`get_config` returns a JSON-serialisable dict that rebuilds the component.
+    The arguments a component is constructed with (its ``__init__``'s parameters, defaults
+    filled in; for a subclass chain, the outermost ``__init__``'s) are captured from the
+    signature, as diffusers' ``register_to_config`` does, so :meth:`get_config` returns a dict
+    that rebuilds the component without the constructor listing them a second time. A value
+    the constructor derives (e.g. the vocabulary an FSQ ``levels`` implies) is recorded on top
+    with :meth:`_record_config`. Arguments must be JSON-serialisable (numbers, strings, lists,
+    dicts, ``None``) for :meth:`~worldmodels.WorldModel.save_pretrained`.
     """
 
     kind: ClassVar[str] = "component"
     registered_name: ClassVar[str | None] = None
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None and not getattr(init, "__wrapped_for_config__", False):
+            cls.__init__ = _capture_constructor_arguments(init)  # type: ignore[method-assign]
+
     def __init__(self) -> None:
         super().__init__()
-        self._config: dict[str, Any] = {}
+        self._config: dict[str, Any] = dict(self.__dict__.get(_CAPTURED, {}))
 
     def _record_config(self, **kwargs: Any) -> None:
-        """Remember the constructor arguments (call once, at the top of ``__init__``)."""
-        self._config = dict(kwargs)
+        """Record values on top of the captured constructor arguments (derived settings, e.g. a vocabulary size)."""
+        self._config.update(kwargs)
 
     def get_config(self) -> dict[str, Any]:
         """The constructor arguments plus ``name``: enough to rebuild the component."""

@@ -47,8 +47,6 @@ class RecordedActionModel(ActionModel):
         num_frames: int = 16,
     ) -> None:
         super().__init__()
-        self._record_config(num_actions=num_actions, image_size=image_size, in_channels=in_channels,
-                            num_frames=num_frames)
         if num_actions < 1:
             raise ValueError(f"num_actions must be >= 1 (the environment's action count), got {num_actions}.")
         self.num_actions = self.action_dim = int(num_actions)

@@ -105,6 +105,26 @@ def _dataset_action_info(dataset: Any) -> tuple[int | None, list[str] | None]:
 def load_held_out_clips(
     data: Any, model: WorldModel, split: str | None, max_clips: int | None
 ) -> HeldOutClips:
+    """Draw up to ``max_clips`` clips spread evenly over a data set's split, with what the data recorded.
+
+    Args:
+        data: a data set directory (read with the model's clip length and image size) or a dataset
+            object whose items are dicts with ``video`` (and optionally ``actions``, ``rewards``,
+            ``terminated``).
+        model: the model the clips are for (its ``num_frames`` and ``image_size``).
+        split: the split of a recorded data set (``test``, ``val``, ...), or ``None``.
+        max_clips: the most clips to draw (``None``: all of them).
+
+    Returns:
+        The clips, with the recorded actions (``-1`` unknown), rewards (NaN unknown), episode ends
+        (``-1`` unknown), the environment's action names and groups when the data has them.
+
+    Raises:
+        TypeError: when an item is not a dict with a ``video``.
+
+    Shapes:
+        ``video`` ``N T C H W``; ``actions``, ``rewards``, ``terminated`` ``N T-1``.
+    """
     from worldmodels.data.clips import ClipDataset
 
     if isinstance(data, (str, os.PathLike)):

@@ -212,14 +212,9 @@ class FrameVQTokenizer(Tokenizer):
                 raise ValueError("quantizer='fsq' needs levels, e.g. levels=[8, 5, 5, 5] (1000 codes).")
             levels = [int(level) for level in levels]
             vocab_size, code_dim = math.prod(levels), len(levels)
+            self._record_config(vocab_size=vocab_size, code_dim=code_dim, levels=levels)  # what the levels imply
         elif levels is not None:
             raise ValueError(f"levels={levels} is only used with quantizer='fsq' (got quantizer={quantizer!r}).")
-        self._record_config(
-            image_size=image_size, in_channels=in_channels, num_frames=num_frames, vocab_size=vocab_size,
-            code_dim=code_dim, downsample=downsample, channels=channels, res_blocks=res_blocks, backbone=backbone,
-            beta=beta, ema_decay=ema_decay, l2_normalize=l2_normalize, dead_code_threshold=dead_code_threshold,
-            quantizer=quantizer, levels=levels, recon_loss=recon_loss, hard_patch_fraction=hard_patch_fraction,
-        )  # fmt: skip
         check_recon_loss(recon_loss, hard_patch_fraction)
         self.recon_loss, self.hard_patch_fraction = recon_loss, float(hard_patch_fraction)
         if downsample < 1 or downsample & (downsample - 1):

@@ -33,7 +33,6 @@ class TopKSampler(Sampler):
         super().__init__()
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}.")
-        self._record_config(k=k, temperature=temperature)
         self.k, self.temperature = k, temperature
 
     def sample(

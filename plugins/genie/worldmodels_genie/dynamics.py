@@ -125,13 +125,6 @@ class MaskGITDynamics(Dynamics):
     ) -> None:
         super().__init__()
         token_grid = [int(token_grid[0]), int(token_grid[1])]
-        self._record_config(
-            vocab_size=vocab_size, token_grid=token_grid, max_frames=max_frames, action_dim=action_dim, dim=dim,
-            depth=depth, num_heads=num_heads, head_dim=head_dim, mlp_ratio=mlp_ratio, qk_norm=qk_norm,
-            pos_embed=pos_embed, attention=attention, mask_rate_min=mask_rate_min, mask_rate_max=mask_rate_max,
-            dropout=dropout, grad_checkpointing=grad_checkpointing, token_patch=token_patch, mask_mode=mask_mode,
-            copy_prior=copy_prior,
-        )  # fmt: skip
         if mask_mode not in MASK_MODES:
             raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {mask_mode!r}.")
         self.mask_mode = mask_mode

@@ -160,18 +160,9 @@ class LatentActionModel(ActionModel):
                 raise ValueError("quantizer='fsq' needs levels, e.g. levels=[2, 2, 2] (8 latent actions).")
             levels = [int(level) for level in levels]
             num_actions, action_dim = math.prod(levels), len(levels)
+            self._record_config(num_actions=num_actions, action_dim=action_dim, levels=levels)  # what the levels imply
         elif levels is not None:
             raise ValueError(f"levels={levels} is only used with quantizer='fsq' (got quantizer={quantizer!r}).")
-        self._record_config(
-            image_size=image_size, in_channels=in_channels, num_frames=num_frames, patch_size=patch_size,
-            num_actions=num_actions, action_dim=action_dim, encoder_dim=encoder_dim, encoder_depth=encoder_depth,
-            encoder_heads=encoder_heads, decoder_dim=decoder_dim, decoder_depth=decoder_depth,
-            decoder_heads=decoder_heads, mlp_ratio=mlp_ratio, qk_norm=qk_norm, pos_embed=pos_embed, beta=beta,
-            ema_decay=ema_decay, l2_normalize=l2_normalize, dead_code_threshold=dead_code_threshold,
-            grad_checkpointing=grad_checkpointing, encoder_input=encoder_input, latent_norm=latent_norm,
-            decoder_output=decoder_output, latent_variance_weight=latent_variance_weight, quantizer=quantizer,
-            levels=levels, recon_loss=recon_loss, hard_patch_fraction=hard_patch_fraction,
-        )  # fmt: skip
         self.recon_loss, self.hard_patch_fraction = recon_loss, float(hard_patch_fraction)
         if encoder_input not in ("frames", "frames+diff"):
             raise ValueError(f"encoder_input must be 'frames' or 'frames+diff', got {encoder_input!r}.")

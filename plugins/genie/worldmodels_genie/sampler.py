@@ -103,7 +103,6 @@ class MaskGITSampler(Sampler):
         self, steps: int = 25, temperature: float = 2.0, order: str = "random", schedule: str = "cosine"
     ) -> None:
         super().__init__()
-        self._record_config(steps=steps, temperature=temperature, order=order, schedule=schedule)
         if steps < 1:
             raise ValueError(f"MaskGIT needs at least 1 step, got steps={steps}.")
         if temperature < 0:
@@ -175,7 +174,6 @@ class ArgmaxSampler(Sampler):
 
     def __init__(self) -> None:
         super().__init__()
-        self._record_config()
 
     @torch.no_grad()
     def sample(

@@ -113,16 +113,9 @@ class STViViTTokenizer(Tokenizer):
                 raise ValueError("quantizer='fsq' needs levels, e.g. levels=[8, 5, 5, 5] (1000 codes).")
             levels = [int(level) for level in levels]
             vocab_size, code_dim = math.prod(levels), len(levels)
+            self._record_config(vocab_size=vocab_size, code_dim=code_dim, levels=levels)  # what the levels imply
         elif levels is not None:
             raise ValueError(f"levels={levels} is only used with quantizer='fsq' (got quantizer={quantizer!r}).")
-        self._record_config(
-            image_size=image_size, in_channels=in_channels, num_frames=num_frames, patch_size=patch_size,
-            vocab_size=vocab_size, code_dim=code_dim, encoder_dim=encoder_dim, encoder_depth=encoder_depth,
-            encoder_heads=encoder_heads, decoder_dim=decoder_dim, decoder_depth=decoder_depth,
-            decoder_heads=decoder_heads, mlp_ratio=mlp_ratio, qk_norm=qk_norm, pos_embed=pos_embed, beta=beta,
-            ema_decay=ema_decay, l2_normalize=l2_normalize, dead_code_threshold=dead_code_threshold,
-            grad_checkpointing=grad_checkpointing, quantizer=quantizer, levels=levels,
-        )  # fmt: skip
         self.image_size = image_hw(image_size)
         self.in_channels, self.num_frames, self.patch_size = in_channels, num_frames, patch_size
         self.vocab_size, self.code_dim = vocab_size, code_dim

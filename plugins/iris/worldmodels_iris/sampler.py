@@ -46,7 +46,6 @@ class AutoregressiveSampler(Sampler):
 
     def __init__(self, temperature: float = 1.0) -> None:
         super().__init__()
-        self._record_config(temperature=temperature)
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0 (0 = argmax), got {temperature}.")
         self.temperature = float(temperature)

@@ -121,11 +121,6 @@ class IrisTransformer(Dynamics):
     ) -> None:
         super().__init__()
         token_grid = [int(token_grid[0]), int(token_grid[1])]
-        self._record_config(
-            vocab_size=vocab_size, token_grid=token_grid, max_frames=max_frames, action_dim=action_dim, dim=dim,
-            depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio, dropout=dropout, reward_weight=reward_weight,
-            termination_weight=termination_weight,
-        )  # fmt: skip
         self.vocab_size, self.max_frames, self.action_dim = vocab_size, max_frames, action_dim
         self.grid = (token_grid[0], token_grid[1])
         self.tokens_per_frame = n = token_grid[0] * token_grid[1]

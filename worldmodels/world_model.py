@@ -30,6 +30,7 @@ from worldmodels.checkpoint import (
     save_tensors,
     write_json,
 )
+from worldmodels.context_window import ContextWindow, last_frames
 from worldmodels.interfaces import (
     ActionModel,
     Dynamics,
@@ -254,7 +255,13 @@ class WorldModel(nn.Module):
         self._check_frames(video, min_frames=2)
         return self.action_model.infer(video, actions)
 
-    def _context_window(self) -> int:
+    @property
+    def context_window(self) -> int:
+        """The most past frames the dynamics conditions on: ``num_frames - 1`` (a training clip's context).
+
+        :class:`~worldmodels.context_window.ContextWindow` applies it in :meth:`generate`, :meth:`play`
+        and :class:`~worldmodels.envs.WorldModelEnv`.
+        """
         return max(1, self.num_frames - 1)
 
     @torch.no_grad()
@@ -283,8 +290,7 @@ class WorldModel(nn.Module):
                 f"{tuple(tokens.shape)} vs actions {tuple(actions.shape)}."
             )
         check_actions(actions, self.num_actions)
-        window = self._context_window()
-        tokens, actions = tokens[:, -window:], actions[:, -window:]
+        tokens, actions = last_frames(tokens, actions, self.context_window)
         embeddings = self.action_model.embed(actions.long())
         return self.sampler.sample(self.dynamics, tokens, embeddings, generator=generator, use_cache=use_cache)
 
@@ -315,18 +321,19 @@ class WorldModel(nn.Module):
         b, t = video.shape[:2]
         action = torch.as_tensor(action, device=video.device).long().reshape(-1).expand(b)
         check_actions(action, self.num_actions, "action")
-        window = self._context_window()
-        video = video[:, -window:]
+        video = video[:, -self.context_window :]
         t = video.shape[1]
         if past_actions is None:
             past_actions = self.infer_actions(video) if t > 1 else video.new_zeros((b, 0), dtype=torch.long)
         else:
             past_actions = past_actions[:, -(t - 1) :] if t > 1 else past_actions[:, :0]
-        tokens = self.tokenizer.encode(video)
-        actions = torch.cat([past_actions.long(), action[:, None]], dim=1)
+        context = ContextWindow(self.tokenizer.encode(video), past_actions, frames=self.context_window,
+                                keep=self.num_frames)
+        tokens, actions = context.step_inputs(action)
         next_tokens = self.predict_next_tokens(tokens, actions, generator=generator, use_cache=use_cache)
-        frame = self.tokenizer.decode_last(torch.cat([tokens, next_tokens[:, None]], dim=1)[:, -self.num_frames :])
         reward, terminated = self.predict_outcome(tokens, actions)
+        context.push(next_tokens, action)
+        frame = self.tokenizer.decode_last(context.tokens)
         return StepOutput(frame=frame, tokens=next_tokens, reward=reward, terminated=terminated)
 
     @torch.no_grad()
@@ -343,8 +350,7 @@ class WorldModel(nn.Module):
         """
         if not self.dynamics.predicts_outcomes:
             return None, None
-        window = self._context_window()
-        tokens, actions = tokens[:, -window:], actions[:, -window:]
+        tokens, actions = last_frames(tokens, actions, self.context_window)
         outcome = self.dynamics.predict_outcome(tokens, self.action_model.embed(actions.long()))
         return (None, None) if outcome is None else outcome
 
@@ -403,14 +409,12 @@ class WorldModel(nn.Module):
         all_actions = (
             self.infer_actions(video_ctx, prompt_actions) if video_ctx.shape[1] > 1 else actions.new_zeros((b, 0))
         )
+        context = ContextWindow(tokens, all_actions, frames=self.context_window)  # keeps every frame
         for n in range(actions.shape[1]):
-            all_actions = torch.cat([all_actions, actions[:, n : n + 1]], dim=1)
-            context = min(tokens.shape[1], self._context_window())
-            nxt = self.predict_next_tokens(
-                tokens[:, -context:], all_actions[:, -context:], generator=generator, use_cache=use_cache
-            )
-            tokens = torch.cat([tokens, nxt[:, None]], dim=1)
-        generated = self._decode_long(tokens)[:, video_ctx.shape[1] :]
+            step_tokens, step_actions = context.step_inputs(actions[:, n])
+            nxt = self.predict_next_tokens(step_tokens, step_actions, generator=generator, use_cache=use_cache)
+            context.push(nxt, actions[:, n])
+        generated = self._decode_long(context.tokens)[:, video_ctx.shape[1] :]
         return torch.cat([video, generated], dim=1)
 
     def _decode_long(self, tokens: Tensor) -> Tensor:

@@ -42,6 +42,7 @@ import torch
 from gymnasium import spaces
 from torch import Tensor
 
+from worldmodels.context_window import ContextWindow
 from worldmodels.envs.prompts import PromptLike, frame_to_uint8, prompt_to_video
 from worldmodels.interfaces import Sampler
 from worldmodels.world_model import WorldModel
@@ -394,16 +395,15 @@ class WorldModelEnv(gym.Env):
         num_frames = self.model.num_frames
         with self._inference():
             start = time.perf_counter()
-            step_action = torch.full((1, 1), index, dtype=torch.long, device=self.device)
-            actions = torch.cat([self._actions, step_action], dim=1)  # one per context frame
-            context = self.context_frames
+            step_action = torch.full((1,), index, dtype=torch.long, device=self.device)
+            context = ContextWindow(self._tokens, self._actions, frames=self.context_frames, keep=num_frames)
+            step_tokens, step_actions = context.step_inputs(step_action)
             next_tokens = self.model.predict_next_tokens(
-                self._tokens[:, -context:], actions[:, -context:], generator=self._generator, use_cache=self.use_cache
+                step_tokens, step_actions, generator=self._generator, use_cache=self.use_cache
             )
-            reward, terminated = self.model.predict_outcome(self._tokens[:, -context:], actions[:, -context:])
-            tokens = torch.cat([self._tokens, next_tokens[:, None].to(self._tokens.dtype)], dim=1)
-            tokens = tokens[:, -num_frames:]  # slide the window once it is full
-            actions = actions[:, actions.shape[1] - (tokens.shape[1] - 1) :]  # the transitions between kept frames
+            reward, terminated = self.model.predict_outcome(step_tokens, step_actions)
+            context.push(next_tokens, step_action)  # slides the window once it is full
+            tokens, actions = context.tokens, context.actions
             _sync(self.device)
             dynamics_s = time.perf_counter() - start
             start = time.perf_counter()

@@ -146,3 +146,95 @@ def toy_world() -> dict:
         "dynamics": {"name": "toy-dynamics", "dim": 16},
         "sampler": {"name": "toy-argmax"},
     }
+
+
+# ---------------------------------------------------------------------------------------- continuous latents
+@register("tokenizer", "toy-continuous", override=True)
+class ToyContinuousTokenizer(Tokenizer):
+    """Per-patch linear autoencoder whose tokens are float latent vectors ``B T h w L`` (no codebook)."""
+
+    continuous = True
+    conformance_model = "toy-continuous-world"
+
+    def __init__(self, image_size: int | list[int] = 16, in_channels: int = 3, patch: int = 4, latent_dim: int = 4,
+                 num_frames: int = 8) -> None:
+        super().__init__()
+        self.patch, self.channels, self.vocab_size, self.latent_dim = patch, in_channels, None, latent_dim
+        dim = in_channels * patch * patch
+        self.enc = nn.Linear(dim, latent_dim)
+        self.dec = nn.Linear(latent_dim, dim)
+
+    def token_grid(self, height: int, width: int) -> tuple[int, int]:
+        return height // self.patch, width // self.patch
+
+    def encode(self, video: Tensor) -> Tensor:
+        patches = rearrange(video, "b t c (h p) (w q) -> b t h w (c p q)", p=self.patch, q=self.patch)
+        return torch.tanh(self.enc(patches))
+
+    def decode(self, tokens: Tensor) -> Tensor:
+        patches = torch.sigmoid(self.dec(tokens))
+        return rearrange(patches, "b t h w (c p q) -> b t c (h p) (w q)", p=self.patch, q=self.patch, c=self.channels)
+
+    def loss(self, video: Tensor) -> LossOutput:
+        loss = F.mse_loss(self.decode(self.encode(video)), video)
+        return loss, {"loss": loss.detach()}
+
+
+@register("dynamics", "toy-regression", override=True)
+class ToyRegressionDynamics(Dynamics):
+    """Regresses frame ``t``'s latents from a causal mean of frames ``< t`` and the action into ``t``."""
+
+    continuous = True
+    conformance_model = "toy-continuous-world"
+
+    def __init__(self, latent_dim: int = 4, token_grid: list[int] | None = None, max_frames: int = 8,
+                 action_dim: int = 8, num_actions: int = 4, dim: int = 16) -> None:
+        super().__init__()
+        self.vocab_size, self.max_frames = None, max_frames
+        self.inp = nn.Linear(latent_dim, dim)
+        self.act = nn.Linear(action_dim, dim)
+        self.head = nn.Linear(dim, latent_dim)
+
+    def forward(self, tokens: Tensor, action_embeddings: Tensor) -> Tensor:
+        x = self.inp(tokens)  # b t h w d
+        steps = torch.arange(1, x.shape[1] + 1, device=x.device, dtype=x.dtype)
+        past = x.cumsum(1) / steps[None, :, None, None, None]  # mean over frames <= t
+        pred = self.head(past[:, :-1] + self.act(action_embeddings)[:, : x.shape[1] - 1, None, None])
+        return torch.cat([torch.zeros_like(tokens[:, :1]), pred], dim=1)  # frame 0 has no prediction
+
+    def loss(self, tokens: Tensor, action_embeddings: Tensor) -> LossOutput:
+        loss = F.mse_loss(self(tokens, action_embeddings)[:, 1:], tokens[:, 1:])
+        return loss, {"loss": loss.detach()}
+
+
+@register("sampler", "toy-mean", override=True)
+class ToyMeanSampler(Sampler):
+    """The dynamics' prediction of the next frame's latents, plus seeded noise of scale ``noise``."""
+
+    conformance_model = "toy-continuous-world"
+
+    def __init__(self, noise: float = 0.0) -> None:
+        super().__init__()
+        self.noise = noise
+
+    def sample(self, dynamics, tokens, action_embeddings, generator=None, use_cache=True):  # noqa: ANN001
+        draft = torch.zeros_like(tokens[:, :1])
+        mean = dynamics(torch.cat([tokens, draft], dim=1), action_embeddings)[:, -1]
+        if not self.noise:
+            return mean
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        return mean + self.noise * noise
+
+
+@register("model", "toy-continuous-world", override=True)
+def toy_continuous_world() -> dict:
+    """A 16x16 world whose tokens are continuous latents: regression dynamics, no codebook."""
+    return {
+        "image_size": 16,
+        "in_channels": 3,
+        "num_frames": 4,
+        "tokenizer": {"name": "toy-continuous", "patch": 4, "latent_dim": 4},
+        "action_model": {"name": "toy-lam", "num_actions": 4},
+        "dynamics": {"name": "toy-regression", "dim": 16},
+        "sampler": {"name": "toy-mean"},
+    }

@@ -9,7 +9,9 @@ Axis legend used throughout the library:
 Conventions (see the specification, section 3):
 
 * video is ``B T C H W`` float in ``[0, 1]``;
-* tokens are ``B T h w`` int64;
+* tokens are ``B T h w`` int64 ids for a discrete tokenizer, or ``B T h w D`` float latents for
+  a continuous one (:attr:`Tokenizer.continuous`); the dynamics and sampler of a model work on
+  whichever its tokenizer makes;
 * actions are ``B T-1`` int64, action ``t`` explains the transition from frame ``t`` to
   frame ``t + 1``.
 
@@ -170,26 +172,49 @@ class Component(nn.Module):
 
 
 class Tokenizer(Component, abc.ABC):
-    """Turns video into discrete tokens and back.
+    """Turns video into tokens and back: discrete ids (a codebook) or continuous latent vectors.
 
-    Shapes: ``encode``: ``B T C H W`` float -> ``B T h w`` int64;
-    ``decode``: ``B T h w`` int64 -> ``B T C H W`` float in ``[0, 1]``.
+    Shapes: ``encode``: ``B T C H W`` float -> ``B T h w`` int64 (discrete) or ``B T h w D``
+    float (continuous, ``D = latent_dim``); ``decode``: those -> ``B T C H W`` float in ``[0, 1]``.
     """
 
     kind: ClassVar[str] = "tokenizer"
-    vocab_size: int
-    """Number of distinct token ids (codebook size)."""
+    continuous: ClassVar[bool] = False
+    """True when tokens are float latent vectors ``B T h w D`` instead of ids ``B T h w``."""
+    vocab_size: int | None
+    """Number of distinct token ids (codebook size); ``None`` for a continuous tokenizer."""
+    latent_dim: int | None = None
+    """Width ``D`` of a continuous tokenizer's latent vectors; ``None`` for a discrete one."""
     temporally_causal: bool = True
     """Whether the tokens of frame ``t`` depend only on frames ``<= t``."""
 
+    def latent_shape(self, height: int, width: int) -> tuple[int, ...]:
+        """The shape of one frame's tokens: ``(h, w)`` for ids, ``(h, w, D)`` for continuous latents."""
+        grid = self.token_grid(height, width)
+        if not self.continuous:
+            return grid
+        if not self.latent_dim:
+            raise ValueError(f"{type(self).__name__} is continuous but sets no latent_dim (the width D of its latents).")
+        return (*grid, int(self.latent_dim))
+
+    def dynamics_arguments(self) -> dict[str, int]:
+        """What a dynamics model is built with to read these tokens: ``vocab_size`` or ``latent_dim``."""
+        if self.continuous:
+            if not self.latent_dim:
+                raise ValueError(f"{type(self).__name__} is continuous but sets no latent_dim.")
+            return {"latent_dim": int(self.latent_dim)}
+        if self.vocab_size is None:
+            raise ValueError(f"{type(self).__name__} is discrete but its vocab_size is None.")
+        return {"vocab_size": int(self.vocab_size)}
+
     @abc.abstractmethod
     def encode(self, video: Tensor) -> Tensor:
-        """encode(video: B T C H W float) -> tokens: B T h w int64."""
+        """encode(video: B T C H W float) -> tokens: B T h w int64 (or B T h w D float when continuous)."""
         raise NotImplementedError("encode(video: B T C H W float in [0,1]) -> tokens: B T h w int64")
 
     @abc.abstractmethod
     def decode(self, tokens: Tensor) -> Tensor:
-        """decode(tokens: B T h w int64) -> video: B T C H W float in [0, 1]."""
+        """decode(tokens: B T h w int64 (or B T h w D float)) -> video: B T C H W float in [0, 1]."""
         raise NotImplementedError("decode(tokens: B T h w int64) -> video: B T C H W float in [0,1]")
 
     def decode_last(self, tokens: Tensor) -> Tensor:
@@ -290,14 +315,21 @@ class DynamicsCache:
 class Dynamics(Component, abc.ABC):
     """Predicts the tokens of frame ``t+1`` from tokens of frames ``<= t`` and actions ``<= t``.
 
-    Token id ``mask_token_id == vocab_size`` marks a masked (unknown) token in the input.
+    Over discrete tokens (built with the tokenizer's ``vocab_size``) it predicts logits, and
+    token id ``mask_token_id == vocab_size`` marks a masked (unknown) token in the input, for
+    samplers that refine a frame over several passes. Over continuous latents (built with the
+    tokenizer's ``latent_dim``; :attr:`continuous` is True) it predicts the latents themselves,
+    or whatever its sampler reads (e.g. a diffusion model's denoiser output).
 
     Shapes: ``forward(tokens: B T h w, action_embeddings: B T-1 D) -> logits: B T h w V`` where
-    the logits at frame ``t`` predict the tokens of frame ``t`` (frame 0's are unused).
+    the logits at frame ``t`` predict the tokens of frame ``t`` (frame 0's are unused);
+    continuous: ``forward(latents: B T h w L, action_embeddings) -> B T h w L``.
     """
 
     kind: ClassVar[str] = "dynamics"
-    vocab_size: int
+    continuous: ClassVar[bool] = False
+    """True for a dynamics over continuous latents (it must match the tokenizer's :attr:`Tokenizer.continuous`)."""
+    vocab_size: int | None
     max_frames: int
     predicts_outcomes: ClassVar[bool] = False
     """True when the model also predicts each transition's reward and episode end: its ``loss``
@@ -305,7 +337,9 @@ class Dynamics(Component, abc.ABC):
 
     @property
     def mask_token_id(self) -> int:
-        """The input id that marks a masked token (one past the vocabulary)."""
+        """The input id that marks a masked token (one past the vocabulary; discrete tokens only)."""
+        if self.vocab_size is None:
+            raise ValueError(f"{type(self).__name__} works on continuous latents: it has no mask token id.")
         return self.vocab_size
 
     @abc.abstractmethod
@@ -352,7 +386,8 @@ class Dynamics(Component, abc.ABC):
 class Sampler(Component, abc.ABC):
     """Turns a dynamics model's predictions into the next frame's tokens.
 
-    Shapes: ``sample(dynamics, tokens: B T h w, action_embeddings: B T D) -> B h w`` int64.
+    Shapes: ``sample(dynamics, tokens: B T h w, action_embeddings: B T D) -> B h w`` int64
+    (continuous latents: ``B T h w L`` -> ``B h w L`` float).
     """
 
     kind: ClassVar[str] = "sampler"
@@ -366,7 +401,7 @@ class Sampler(Component, abc.ABC):
         generator: torch.Generator | None = None,
         use_cache: bool = True,
     ) -> Tensor:
-        """sample(dynamics, tokens: B T h w, action_embeddings: B T D) -> next tokens: B h w int64."""
+        """sample(dynamics, tokens: B T h w, action_embeddings: B T D) -> next tokens: B h w int64 (or B h w L float)."""
         raise NotImplementedError(
             "sample(dynamics, tokens: B T h w, action_embeddings: B T D, generator=None, use_cache=True) -> B h w"
         )
@@ -378,7 +413,7 @@ class StepOutput:
 
     Attributes:
         frame: the generated frame ``B C H W`` in ``[0, 1]``.
-        tokens: its tokens ``B h w``.
+        tokens: its tokens ``B h w`` (``B h w L`` for continuous latents).
         reward: the predicted reward of the step ``B``, where the dynamics predicts it (else ``None``).
         terminated: the predicted probability that the step ended the episode ``B`` (else ``None``).
     """

@@ -193,11 +193,17 @@ class ComponentConformance:
         video = self.video(world)
         b, t = video.shape[:2]
         h, w = world.token_grid
+        latent = world.latent_shape  # (h, w), or (h, w, L) for continuous latents
+        continuous = world.tokenizer.continuous
         out = self._outputs(world, video)
         if self.kind == "tokenizer":
             tok = out["tokens"]
-            assert tok.shape == (b, t, h, w) and tok.dtype == torch.int64, f"encode gave {tok.shape} {tok.dtype}"
-            assert 0 <= int(tok.min()) and int(tok.max()) < world.tokenizer.vocab_size, "token ids out of range"
+            assert tok.shape == (b, t, *latent), f"encode gave {tuple(tok.shape)}, expected {(b, t, *latent)}"
+            if continuous:
+                assert tok.is_floating_point() and bool(torch.isfinite(tok).all()), f"latents must be finite floats, got {tok.dtype}"
+            else:
+                assert tok.dtype == torch.int64, f"encode gave {tok.dtype}, expected int64 ids"
+                assert 0 <= int(tok.min()) and int(tok.max()) < world.tokenizer.vocab_size, "token ids out of range"
             dec = out["decoded"]
             assert dec.shape == video.shape and dec.is_floating_point(), f"decode gave {dec.shape}"
             assert float(dec.min()) >= 0.0 and float(dec.max()) <= 1.0, "decoded video outside [0, 1]"
@@ -209,11 +215,17 @@ class ComponentConformance:
             assert emb.shape == (b, t - 1, world.action_model.action_dim), f"embed gave {emb.shape}"
         elif self.kind == "dynamics":
             logits = out["logits"]
-            assert logits.shape == (b, t, h, w, world.dynamics.vocab_size), f"forward gave {logits.shape}"
+            if continuous:
+                assert logits.shape[:4] == (b, t, h, w) and logits.is_floating_point(), f"forward gave {logits.shape}"
+            else:
+                assert logits.shape == (b, t, h, w, world.dynamics.vocab_size), f"forward gave {logits.shape}"
         else:
             nxt = out["next"]
-            assert nxt.shape == (b, h, w) and nxt.dtype == torch.int64, f"sample gave {nxt.shape} {nxt.dtype}"
-            assert 0 <= int(nxt.min()) and int(nxt.max()) < world.dynamics.vocab_size, "sampled ids out of range"
+            if continuous:
+                assert nxt.shape == (b, *latent) and nxt.is_floating_point(), f"sample gave {nxt.shape} {nxt.dtype}"
+            else:
+                assert nxt.shape == (b, h, w) and nxt.dtype == torch.int64, f"sample gave {nxt.shape} {nxt.dtype}"
+                assert 0 <= int(nxt.min()) and int(nxt.max()) < world.dynamics.vocab_size, "sampled ids out of range"
 
     def test_seeded_inference_is_deterministic(self) -> None:
         """The same inputs (and sampler seed) give the same outputs twice."""
@@ -240,13 +252,16 @@ class ComponentConformance:
                 tokens = world.tokenizer.encode(video)
                 emb = world.action_model.embed(self._infer(world, video))
                 other = tokens.clone()
-                other[:, -1] = (other[:, -1] + 1) % world.dynamics.vocab_size
+                if world.tokenizer.continuous:
+                    other[:, -1] = other[:, -1] + 1.0
+                else:
+                    other[:, -1] = (other[:, -1] + 1) % world.dynamics.vocab_size
                 la, lb = world.dynamics(tokens, emb), world.dynamics(other, emb)
             torch.testing.assert_close(la[:, :-1], lb[:, :-1], msg="dynamics logits at t < T-1 saw frame T-1")
 
     def test_cached_prediction_matches_full_forward(self) -> None:
-        """``prefill`` + ``next_logits`` equal the last frame of a full forward pass."""
-        if self.kind != "dynamics":
+        """``prefill`` + ``next_logits`` equal the last frame of a full forward pass (discrete tokens, masked draft)."""
+        if self.kind != "dynamics" or self.world().tokenizer.continuous:
             return
         world = self.world()
         video = self.video(world)

@@ -60,7 +60,8 @@ class WorldModel(nn.Module):
     :meth:`save_pretrained`.
 
     Shapes:
-        video ``B T C H W`` float in ``[0, 1]``; tokens ``B T h w`` int64; actions ``B T-1`` int64.
+        video ``B T C H W`` float in ``[0, 1]``; tokens ``B T h w`` int64 (``B T h w L`` float for a
+        continuous tokenizer); actions ``B T-1`` int64.
 
     Args:
         tokenizer: turns frames into tokens and back.
@@ -86,6 +87,12 @@ class WorldModel(nn.Module):
         name: str | None = None,
     ) -> None:
         super().__init__()
+        if bool(getattr(tokenizer, "continuous", False)) != bool(getattr(dynamics, "continuous", False)):
+            kinds = {True: "continuous latents", False: "discrete token ids"}
+            raise ValueError(
+                f"The tokenizer {type(tokenizer).__name__} makes {kinds[bool(tokenizer.continuous)]} but the dynamics "
+                f"{type(dynamics).__name__} reads {kinds[bool(dynamics.continuous)]}; pair components of one kind."
+            )
         self.tokenizer = tokenizer
         self.action_model = action_model
         self.dynamics = dynamics
@@ -110,7 +117,7 @@ class WorldModel(nn.Module):
         dynamics = build_component(
             "dynamics",
             cfg["dynamics"],
-            vocab_size=tokenizer.vocab_size,
+            **tokenizer.dynamics_arguments(),  # vocab_size for token ids, latent_dim for continuous latents
             token_grid=list(tokenizer.token_grid(h, w)),
             max_frames=num_frames,
             action_dim=action_model.action_dim,
@@ -153,6 +160,11 @@ class WorldModel(nn.Module):
     def token_grid(self) -> tuple[int, int]:
         """Token grid ``(h, w)`` of one frame."""
         return self.tokenizer.token_grid(*self.image_size)
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        """One frame's tokens: ``(h, w)`` ids, or ``(h, w, L)`` for a continuous tokenizer."""
+        return self.tokenizer.latent_shape(*self.image_size)
 
     # ------------------------------------------------------------------ validation
     def _check_frames(self, video: Tensor, name: str = "video", min_frames: int = 1) -> None:
@@ -211,10 +223,10 @@ class WorldModel(nn.Module):
         if tokens is None:
             with torch.no_grad():
                 tokens = self.tokenizer.encode(video)
-        elif tuple(tokens.shape) != (*video.shape[:2], *self.token_grid):
+        elif tuple(tokens.shape) != (*video.shape[:2], *self.latent_shape):
             raise ValueError(
                 f"tokens {tuple(tokens.shape)} do not match the clip {tuple(video.shape)}: expected B T h w = "
-                f"{(*video.shape[:2], *self.token_grid)}; a stale token cache? Delete it to rebuild."
+                f"{(*video.shape[:2], *self.latent_shape)}; a stale token cache? Delete it to rebuild."
             )
         metrics: Metrics = {}
         recorded = actions

@@ -242,7 +242,8 @@ def evaluate(
             "in_channels": wm.in_channels,
             "num_frames": wm.num_frames,
             "num_actions": wm.num_actions,
-            "tokenizer_vocab_size": int(wm.tokenizer.vocab_size),
+            "tokenizer_vocab_size": None if wm.tokenizer.continuous else int(wm.tokenizer.vocab_size or 0),
+            "tokenizer_latent_dim": wm.tokenizer.latent_dim if wm.tokenizer.continuous else None,
             "token_grid": list(wm.token_grid),
             "components": {k: getattr(wm, k).get_config().get("name") for k in
                            ("tokenizer", "action_model", "dynamics", "sampler")},
@@ -361,7 +362,8 @@ def _measure(
             "ssim_window": window,
             "num_frames": t,
         }
-        tokenizer_stats = codebook_stats(tokens_all, int(wm.tokenizer.vocab_size))
+        # a continuous tokenizer has no codebook to count
+        tokenizer_stats = None if wm.tokenizer.continuous else codebook_stats(tokens_all, int(wm.tokenizer.vocab_size or 0))
 
     # Latent actions: usage, and agreement with the true actions where the data has them.
     say(f"latent actions: inferring {n * (t - 1)} transitions")

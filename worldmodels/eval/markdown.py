@@ -23,6 +23,7 @@ def render_markdown(report: EvalReport) -> str:
     truth = report.latent_actions["ground_truth"]
     usage = report.latent_actions["usage"]
     tok, lam = report.codebooks["tokenizer"], report.codebooks["lam"]
+    assert lam is not None, "the action model's codebook statistics are always measured"
     n = report.controllability.num_clips
     lines = [
         f"# Evaluation report: {md_cell(s.get('model_name') or 'world model')}",
@@ -118,6 +119,7 @@ def render_markdown(report: EvalReport) -> str:
         f"| Latent-action usage entropy | {fmt(usage['normalized_entropy'], 3)} of log A | "
         f"{fmt(usage['entropy_nats'], 3)} nats, perplexity {fmt(usage['perplexity'], 2)} of {lam.num_codes} | "
         f"{report.latent_actions['num_transitions']} transitions |",
+        "| Tokenizer codebook usage | n/a | continuous latents (no codebook) | |" if tok is None else
         f"| Tokenizer codebook usage | {tok.num_used}/{tok.num_codes} ({100 * tok.usage:.1f}%) | perplexity "
         f"{fmt(tok.perplexity, 1)} | {int(tok.counts.sum())} tokens |",
         f"| LAM codebook usage | {lam.num_used}/{lam.num_codes} ({100 * lam.usage:.1f}%) | perplexity "

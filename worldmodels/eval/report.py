@@ -196,7 +196,7 @@ class EvalReport:
     reconstruction: dict[str, Any]
     controllability: ControllabilityResult
     latent_actions: dict[str, Any]
-    codebooks: dict[str, CodebookStats]
+    codebooks: dict[str, CodebookStats | None]
     fvd: FVDResult
     timings: dict[str, float]
     notes: list[str] = field(default_factory=list)
@@ -242,6 +242,7 @@ class EvalReport:
         probe = truth.get("probe", {}) if truth.get("available") else {}
         at_paper = control["at_paper_t"] or {}
         tok, lam = self.codebooks["tokenizer"], self.codebooks["lam"]
+        assert lam is not None, "the action model's codebook statistics are always measured"
         collapsed = truth.get("collapsed", {}) if truth.get("available") else {}
         few = collapsed.get("few_label", {}) if collapsed.get("few_label", {}).get("available") else {}
         few_200 = dict(zip(few.get("counts", []), few.get("accuracy", []))).get(200)
@@ -285,8 +286,8 @@ class EvalReport:
                 "baseline_gen_psnr_t4": base["psnr_inferred_t"][t4] if base and t4 is not None else None,
                 "reward_correlation": self.outcomes.get("reward_correlation"),
                 "termination_accuracy": self.outcomes.get("termination_accuracy"),
-                "tokenizer_usage": tok.usage,
-                "tokenizer_perplexity": tok.perplexity,
+                "tokenizer_usage": tok.usage if tok is not None else None,
+                "tokenizer_perplexity": tok.perplexity if tok is not None else None,
                 "lam_usage": lam.usage,
                 "lam_perplexity": lam.perplexity,
                 "fvd": self.fvd.value,
@@ -311,7 +312,8 @@ class EvalReport:
                 "reconstruction": self.reconstruction,
                 "controllability": self.controllability_dict(),
                 "latent_actions": self.latent_actions,
-                "codebooks": {name: codebook_dict(stats) for name, stats in self.codebooks.items()},
+                "codebooks": {name: codebook_dict(stats) if stats is not None else None
+                              for name, stats in self.codebooks.items()},
                 "fvd": self.fvd.to_dict(),
                 "timings": self.timings,
                 "notes": self.notes,
@@ -375,8 +377,11 @@ class EvalReport:
                 f"({truth['reason']})"
             )
         tok, lam = self.codebooks["tokenizer"], self.codebooks["lam"]
+        assert lam is not None, "the action model's codebook statistics are always measured"
+        tokenizer_part = ("tokenizer continuous (no codebook)" if tok is None else
+                          f"tokenizer {tok.num_used}/{tok.num_codes} used, perplexity {fmt(tok.perplexity, 1)}")
         lines.append(
-            f"  codebooks        tokenizer {tok.num_used}/{tok.num_codes} used, perplexity {fmt(tok.perplexity, 1)}; "
+            f"  codebooks        {tokenizer_part}; "
             f"LAM {lam.num_used}/{lam.num_codes} used, perplexity {fmt(lam.perplexity, 2)}"
         )
         if head["gen_psnr_t4"] is not None:

@@ -55,13 +55,13 @@ def module_fingerprint(module: nn.Module) -> str:
 
 
 class TokenCachedDataset(Dataset):
-    """A data set whose items also carry their clip's tokens (``item["tokens"]``: ``T h w`` int64).
+    """A data set whose items also carry their clip's tokens (``item["tokens"]``: ``T h w`` int64, or ``T h w L`` float32).
 
     Other attributes (``num_actions``, ``manifests``, ``locate``, ...) are those of the wrapped data set.
 
     Args:
         dataset: the clips.
-        tokens: ``N T h w`` integer array, one entry per clip of ``dataset``.
+        tokens: ``N T h w`` integer array (``N T h w L`` float for continuous latents), one entry per clip.
         path: the cache file the tokens came from.
     """
 
@@ -75,7 +75,8 @@ class TokenCachedDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         item = dict(self.dataset[index])
-        item["tokens"] = torch.from_numpy(np.asarray(self.tokens[index], dtype=np.int64))
+        tokens = np.asarray(self.tokens[index])
+        item["tokens"] = torch.from_numpy(tokens.astype(np.float32 if tokens.dtype.kind == "f" else np.int64))
         return item
 
     def __getattr__(self, name: str) -> Any:
@@ -93,7 +94,7 @@ def encode_dataset(
     device: torch.device | str = "cpu",
     progress: bool = False,
 ) -> np.ndarray:
-    """Tokens of every clip of ``dataset``: ``N T h w`` (int16 when the ids fit, else int32).
+    """Tokens of every clip of ``dataset``: ``N T h w`` (int16 when the ids fit, else int32; continuous latents: float32).
 
     Args:
         dataset: clip dicts with ``video`` ``T C H W``.
@@ -110,6 +111,8 @@ def encode_dataset(
         video = torch.stack([dataset[i]["video"] for i in range(start, min(n, start + batch_size))]).to(device)
         chunks.append(encode(video).cpu().numpy())
     tokens = np.concatenate(chunks)
+    if tokens.dtype.kind == "f":
+        return tokens.astype(np.float32)
     dtype = np.int16 if int(tokens.max(initial=0)) < np.iinfo(np.int16).max else np.int32
     return tokens.astype(dtype)
 

@@ -98,6 +98,7 @@ class MaskGITDynamics(Dynamics):
             network learns where the world moves instead of learning to copy it.
     """
 
+    vocab_size: int  # token ids only: this dynamics reads discrete tokens
     conformance_config: ClassVar[dict[str, Any]] = {"dim": 32, "depth": 2, "num_heads": 2}
     """Small settings for :mod:`worldmodels.testing`'s conformance checks."""
 

@@ -101,6 +101,7 @@ class IrisTransformer(Dynamics):
         termination_weight: weight of the episode-end loss.
     """
 
+    vocab_size: int  # token ids only: this dynamics reads discrete tokens
     predicts_outcomes: ClassVar[bool] = True
     conformance_config: ClassVar[dict[str, Any]] = {"dim": 32, "depth": 2, "num_heads": 2}
     """Small settings for :mod:`worldmodels.testing`'s conformance checks."""

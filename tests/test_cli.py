@@ -20,7 +20,7 @@ def test_list_shows_every_kind_with_distribution(capsys) -> None:
 def test_list_filters_by_kind_and_pattern(capsys) -> None:
     assert main(["list", "--kind", "model", "toy-*", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert list(rows) == ["model"] and [r["name"] for r in rows["model"]] == ["toy-world"]
+    assert list(rows) == ["model"] and [r["name"] for r in rows["model"]] == ["toy-continuous-world", "toy-world"]
 
 
 def test_show_prints_config_and_parameter_counts(capsys) -> None:

@@ -32,7 +32,8 @@ def test_list_components_lists_every_kind_sorted_naturally() -> None:
 
 
 def test_wildcard_filters_and_no_match_is_empty() -> None:
-    assert worldmodels.list_components("model", "toy-*") == ["toy-world"]
+    assert worldmodels.list_components("model", "toy-*") == ["toy-continuous-world", "toy-world"]
+    assert worldmodels.list_components("model", "toy-w*") == ["toy-world"]
     assert worldmodels.list_components("model", "no-such-*") == []
 
 

@@ -87,7 +87,7 @@ def test_frozen_action_model_stays_frozen_and_needs_a_trained_one(tokenizer_run,
     run, _ = tokenizer_run
     lam_run = tmp_path / "run"
     shutil.copytree(run / "tokenizer", lam_run / "tokenizer")
-    with pytest.raises(ConfigError, match="needs a trained latent action model"):
+    with pytest.raises(ConfigError, match="needs a trained action_model from the lam stage"):
         _fit(lam_run, stage="dynamics", steps=2, freeze_action_model=True)
     lam = _fit(lam_run, stage="lam", steps=3)
     dyn = _fit(lam_run, stage="dynamics", steps=3, freeze_action_model=True)
@@ -97,7 +97,7 @@ def test_frozen_action_model_stays_frozen_and_needs_a_trained_one(tokenizer_run,
 
 
 def test_dynamics_without_a_tokenizer_says_what_to_do(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="needs a trained tokenizer"):
+    with pytest.raises(ConfigError, match="needs a trained tokenizer from the tokenizer stage"):
         _fit(tmp_path, stage="dynamics", steps=2)
 
 

@@ -121,8 +121,8 @@ def _train(cfg: Any) -> Path:
         from omegaconf import OmegaConf
 
         cfg = OmegaConf.merge(cfg, {"train": {"resume": True}})
-    stages = TrainConfig.from_dict(cfg.train).stages
-    _log(f"train: stages {', '.join(stages)} of {cfg.model.name} into {run_dir}")
+    stage = TrainConfig.from_dict(cfg.train).stage
+    _log(f"train: stage {stage} of {cfg.model.name} into {run_dir}")
     result = train(cfg)
     return Path(result.final_dir)
 

@@ -151,6 +151,9 @@ class Component(nn.Module):
 
     kind: ClassVar[str] = "component"
     registered_name: ClassVar[str | None] = None
+    training_stages: ClassVar[tuple[str, ...]] = ()
+    """The training stages that train this component (:mod:`worldmodels.training.stages`); a
+    model's stages are its components' (:meth:`worldmodels.WorldModel.training_stages`)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -179,6 +182,7 @@ class Tokenizer(Component, abc.ABC):
     """
 
     kind: ClassVar[str] = "tokenizer"
+    training_stages: ClassVar[tuple[str, ...]] = ("tokenizer",)
     continuous: ClassVar[bool] = False
     """True when tokens are float latent vectors ``B T h w D`` instead of ids ``B T h w``."""
     vocab_size: int | None
@@ -253,6 +257,8 @@ class ActionModel(Component, abc.ABC):
     """
 
     kind: ClassVar[str] = "action_model"
+    training_stages: ClassVar[tuple[str, ...]] = ("lam",)
+    """A latent action model trains alone in ``lam`` (and with the dynamics in ``dynamics``)."""
     num_actions: int
     """Size of the action vocabulary ``A``."""
     action_dim: int
@@ -327,6 +333,7 @@ class Dynamics(Component, abc.ABC):
     """
 
     kind: ClassVar[str] = "dynamics"
+    training_stages: ClassVar[tuple[str, ...]] = ("dynamics",)
     continuous: ClassVar[bool] = False
     """True for a dynamics over continuous latents (it must match the tokenizer's :attr:`Tokenizer.continuous`)."""
     vocab_size: int | None

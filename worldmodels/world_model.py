@@ -161,6 +161,20 @@ class WorldModel(nn.Module):
         """Token grid ``(h, w)`` of one frame."""
         return self.tokenizer.token_grid(*self.image_size)
 
+    def training_stages(self) -> tuple[str, ...]:
+        """The stages that train this model, in training order: what its components declare.
+
+        Each component class lists the stages that train it
+        (:attr:`~worldmodels.interfaces.Component.training_stages`): the tokenizer ``tokenizer``,
+        a latent action model ``lam``, the dynamics ``dynamics``; a recorded-action model none.
+        """
+        stages: list[str] = []
+        for kind in ("tokenizer", "action_model", "dynamics", "sampler"):
+            for name in type(getattr(self, kind)).training_stages:
+                if name not in stages:
+                    stages.append(name)
+        return tuple(stages)
+
     @property
     def latent_shape(self) -> tuple[int, ...]:
         """One frame's tokens: ``(h, w)`` ids, or ``(h, w, L)`` for a continuous tokenizer."""

@@ -36,6 +36,7 @@ class RecordedActionModel(ActionModel):
     """
 
     uses_recorded_actions: ClassVar[bool] = True
+    training_stages: ClassVar[tuple[str, ...]] = ()  # nothing to learn alone: its embedding trains with the dynamics
     conformance_config: ClassVar[dict[str, Any]] = {"num_actions": 5}
     """Settings for :mod:`worldmodels.testing`'s conformance checks."""
 

@@ -39,7 +39,14 @@ from worldmodels.training.config import ALL_STAGES, STAGES, DataConfig, TrainCon
 from worldmodels.training.run import TrainResult, train
 from worldmodels.training.sampler import GlobalBatchSampler
 from worldmodels.training.schedule import warmup_cosine
-from worldmodels.training.stages import StageLoss, load_weights, trained_components
+from worldmodels.training.stages import (
+    StageLoss,
+    TrainingStage,
+    get_stage,
+    load_weights,
+    register_stage,
+    trained_components,
+)
 from worldmodels.training.trainer import StageResult, Trainer
 
 __all__ = [
@@ -53,11 +60,14 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "Trainer",
+    "TrainingStage",
     "configs_from",
+    "get_stage",
     "latest_checkpoint",
     "list_checkpoints",
     "load_weights",
     "read_checkpoint",
+    "register_stage",
     "train",
     "trained_components",
     "warmup_cosine",

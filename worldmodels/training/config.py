@@ -13,7 +13,11 @@ Stages (the paper's training order, section 2.1 of Bruce et al. 2024):
 * ``dynamics``: the dynamics co-trained with the latent action model
   (``WorldModel.dynamics_loss(video, train_action_model=True)``), the tokenizer frozen;
   ``freeze_action_model=True`` keeps a pre-trained LAM frozen instead;
-* ``all``: ``tokenizer`` then ``dynamics`` (:data:`ALL_STAGES`).
+* ``all``: the model's stages that ``stage=all`` runs: ``tokenizer`` then ``dynamics``
+  (:data:`ALL_STAGES`) for the built-in components.
+
+A model declares which stages train it and plug-ins may register more
+(:mod:`worldmodels.training.stages`); ``stage`` accepts every registered one.
 """
 
 from __future__ import annotations
@@ -27,10 +31,16 @@ from typing import Any
 from worldmodels.build_config import ConfigError, to_container
 
 STAGES: tuple[str, ...] = ("tokenizer", "lam", "dynamics")
-"""The trainable stages, in the order a run directory chains them."""
+"""The built-in stages, in the order a run directory chains them (plug-ins may register more)."""
 
 ALL_STAGES: tuple[str, ...] = ("tokenizer", "dynamics")
-"""What ``stage=all`` runs: the paper's two stages."""
+"""What ``stage=all`` runs for a model of the built-in components: the paper's two stages."""
+
+
+def _stage_names() -> tuple[str, ...]:
+    from worldmodels.training.stages import stage_names
+
+    return stage_names()
 
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
 STRATEGIES: tuple[str, ...] = ("auto", "none", "ddp", "fsdp")
@@ -150,8 +160,9 @@ class TrainConfig:
     def validate(self) -> None:
         """Check every setting; raise :class:`~worldmodels.ConfigError` naming the bad one and the fix."""
         problems = []
-        if self.stage not in (*STAGES, "all"):
-            problems.append(f"stage={self.stage!r} is not one of {', '.join((*STAGES, 'all'))}")
+        stages = _stage_names()
+        if self.stage not in (*stages, "all"):
+            problems.append(f"stage={self.stage!r} is not one of {', '.join((*stages, 'all'))}")
         for name in ("steps", "batch_size", "grad_accum", "val_batches", "image_samples"):
             if int(getattr(self, name)) < 1:
                 problems.append(f"{name}={getattr(self, name)!r} must be >= 1")
@@ -186,8 +197,8 @@ class TrainConfig:
         else:
             known = [f.name for f in dataclasses.fields(self) if f.name not in _PER_STAGE_FORBIDDEN]
             for stage, settings in self.per_stage.items():
-                if stage not in STAGES:
-                    problems.append(f"per_stage names {stage!r}, which is not a stage ({', '.join(STAGES)})")
+                if stage not in stages:
+                    problems.append(f"per_stage names {stage!r}, which is not a stage ({', '.join(stages)})")
                     continue
                 unknown = [k for k in (settings or {}) if k not in known]
                 if unknown:
@@ -197,13 +208,14 @@ class TrainConfig:
 
     @property
     def stages(self) -> tuple[str, ...]:
-        """The stages this config runs, in order."""
+        """The stages this config runs for a model of the built-in components (:func:`~worldmodels.training.train`
+        asks the model which stages ``all`` means)."""
         return ALL_STAGES if self.stage == "all" else (self.stage,)
 
     def for_stage(self, stage: str) -> TrainConfig:
         """This config for one stage: ``stage`` set and ``per_stage[stage]`` applied."""
-        if stage not in STAGES:
-            raise ConfigError(f"Unknown stage {stage!r}; the stages are {', '.join(STAGES)}.")
+        if stage not in _stage_names():
+            raise ConfigError(f"Unknown stage {stage!r}; the stages are {', '.join(_stage_names())}.")
         values = dataclasses.asdict(self)
         values.update(dict(self.per_stage.get(stage) or {}))
         values["stage"] = stage

@@ -5,7 +5,7 @@ Axis legend: ``B`` clips, ``T`` frames, ``C H W`` pixels.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -19,12 +19,13 @@ __all__ = ["stage_pictures"]
 
 @torch.no_grad()
 def stage_pictures(
-    model: WorldModel, stage: str, batch: Mapping[str, Any], device: torch.device, seed: int
+    model: WorldModel, kinds: Sequence[str], batch: Mapping[str, Any], device: torch.device, seed: int
 ) -> dict[str, Tensor]:
     """The image grids a stage logs for a fixed batch (tag -> ``3 H W`` grid), drawn in eval mode.
 
-    Every stage that trains the tokenizer or the dynamics shows ``images/reconstruction`` (real
-    over reconstructed clips); the dynamics stage adds ``images/generated``: each clip generated
+    ``kinds`` are the stage's :attr:`~worldmodels.training.stages.TrainingStage.pictures`:
+    ``"reconstruction"`` shows ``images/reconstruction`` (real over reconstructed clips);
+    ``"generated"`` shows ``images/generated``: each clip generated
     from its first frame with the actions the model infers (or the recorded ones, for a model
     conditioned on them), under a generator seeded with ``seed``. The components' train/eval
     modes are restored afterwards.
@@ -42,9 +43,9 @@ def stage_pictures(
             recorded = recorded.to(device).clamp_min(0)  # an unknown action shown as action 0
         else:
             recorded = None
-        if stage in ("tokenizer", "dynamics"):
+        if "reconstruction" in kinds:
             pictures["images/reconstruction"] = video_grid([video, model.tokenizer.reconstruct(video)])
-        if stage == "dynamics" and video.shape[1] > 1:
+        if "generated" in kinds and video.shape[1] > 1:
             generator = torch.Generator(device=device)
             generator.manual_seed(seed)
             actions = model.infer_actions(video, recorded)

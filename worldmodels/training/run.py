@@ -40,7 +40,7 @@ from worldmodels.training.checkpointing import list_checkpoints
 from worldmodels.training.config import DataConfig, TrainConfig
 from worldmodels.training.data import build_datasets
 from worldmodels.training.distributed import setup_distributed, teardown_distributed
-from worldmodels.training.stages import CHECKPOINTS_DIR, model_weights_dir
+from worldmodels.training.stages import CHECKPOINTS_DIR, default_stages, model_weights_dir, stage_names
 from worldmodels.training.trainer import StageResult, Trainer, build_seeded_model
 from worldmodels.world_model import WorldModel
 
@@ -67,7 +67,7 @@ def _model_spec_from_run(train_cfg: TrainConfig) -> dict[str, Any] | None:
         candidates.append(model_weights_dir(train_cfg.init_from))
     elif train_cfg.run_dir:
         run = Path(train_cfg.run_dir)
-        for stage in train_cfg.stages:
+        for stage in stage_names():
             candidates.extend(path for _, path in reversed(list_checkpoints(run / stage / CHECKPOINTS_DIR)))
         with contextlib.suppress(CheckpointError):
             candidates.append(model_weights_dir(run))
@@ -156,7 +156,10 @@ def train(
 
 def _run_stages(train_cfg: TrainConfig, spec: Any, first: WorldModel, run_dir: Path, train_data: Dataset,
                 val_data: Dataset | None, data_cfg: DataConfig, results: dict[str, StageResult]) -> None:
-    for index, stage in enumerate(train_cfg.stages):
+    stages = default_stages(first) if train_cfg.stage == "all" else (train_cfg.stage,)
+    if not stages:
+        raise ConfigError(f"{first.name or 'The model'} declares no stage that stage=all runs; name one with train.stage.")
+    for index, stage in enumerate(stages):
         stage_cfg = train_cfg.for_stage(stage)
         stage_cfg.run_dir = str(run_dir)
         if isinstance(spec, WorldModel):

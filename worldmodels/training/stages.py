@@ -1,23 +1,36 @@
-"""Training stages: which components learn, which loss they minimise, where frozen parts come from.
+"""Training stages: which components learn, on which loss, and which parts earlier stages trained.
+
+A :class:`TrainingStage` names the components it trains, the :class:`~worldmodels.WorldModel`
+loss it minimises and the components it takes from the ``final`` directories of earlier stages
+of the same run. The built-in stages (:data:`BUILTIN_STAGES`, the paper's order):
 
 * ``tokenizer`` trains ``tokenizer`` on ``WorldModel.tokenizer_loss(video)``;
-* ``lam`` trains ``action_model`` on ``WorldModel.action_model_loss(video)``;
+* ``lam`` trains ``action_model`` on ``WorldModel.action_model_loss(video)`` (the tokenizer of
+  ``RUN/tokenizer/final`` is loaded when there);
 * ``dynamics`` trains ``dynamics`` and ``action_model`` on
-  ``WorldModel.dynamics_loss(video, train_action_model=True)``; with ``freeze_action_model`` it
-  trains ``dynamics`` alone on the actions of the frozen action model (``train_action_model=False``).
+  ``WorldModel.dynamics_loss(video, train_action_model=True)``, on the tokenizer of
+  ``RUN/tokenizer/final`` (required) and the action model of ``RUN/lam/final`` when there; with
+  ``train.freeze_action_model`` it trains ``dynamics`` alone on the actions of the frozen action
+  model (then required).
 
-Every other component is frozen: no gradients, not in the optimizer, in eval mode. The trainer
-only ever calls these :class:`~worldmodels.WorldModel` losses, so any registered components train.
+A *model declares its stages*: each component class lists the stages that train it
+(:attr:`worldmodels.interfaces.Component.training_stages`; a recorded-action model, which learns
+nothing on its own, lists none), and :meth:`worldmodels.WorldModel.training_stages` collects them;
+``stage=all`` runs those that :attr:`TrainingStage.in_all` marks (tokenizer, then dynamics).
+A plug-in adds a stage with :func:`register_stage`. Every other component is frozen: no
+gradients, not in the optimizer, in eval mode.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from torch import Tensor, nn
 
+from worldmodels.build_config import ConfigError
 from worldmodels.checkpoint import (
     CONFIG_FILE,
     WEIGHTS_FILE,
@@ -36,25 +49,148 @@ from worldmodels.world_model import WorldModel
 
 CHECKPOINTS_DIR = "checkpoints"
 
+StageLossFn = Callable[[WorldModel, Mapping[str, Tensor], bool], LossOutput]
+"""``loss(model, batch, freeze_action_model) -> (loss, metrics)``."""
+
+
+@dataclass(frozen=True)
+class TrainingStage:
+    """One stage of training a world model.
+
+    Attributes:
+        name: the stage's name: ``train.stage=NAME`` and the run directory ``RUN/NAME``.
+        trains: the :class:`~worldmodels.WorldModel` components it trains.
+        loss: ``loss(model, batch, freeze_action_model) -> (loss, metrics)``; ``batch`` holds
+            ``video`` and, where known, ``actions``, ``rewards``, ``terminated`` and ``tokens``.
+        loads: ``(component, stage)`` pairs: the component is loaded from ``RUN/<stage>/final``
+            when that exists.
+        requires: pairs from ``loads`` that must exist (unless ``train.init_from`` is given).
+        freezable: components of ``trains`` that ``train.freeze_action_model`` keeps frozen; they
+            are then required from ``loads``.
+        in_all: part of ``stage=all``.
+        reads_tokens: the loss reads the clips' tokens (``train.cache_tokens`` can serve them).
+        pictures: what the stage logs: ``"reconstruction"`` and / or ``"generated"``.
+    """
+
+    name: str
+    trains: tuple[str, ...]
+    loss: StageLossFn
+    loads: tuple[tuple[str, str], ...] = ()
+    requires: tuple[tuple[str, str], ...] = ()
+    freezable: tuple[str, ...] = ()
+    in_all: bool = False
+    reads_tokens: bool = False
+    pictures: tuple[str, ...] = ()
+
+    def trained(self, freeze_action_model: bool = False) -> tuple[str, ...]:
+        """The components this stage trains (``freezable`` ones dropped when frozen)."""
+        return tuple(c for c in self.trains if not (freeze_action_model and c in self.freezable))
+
+    def required(self, freeze_action_model: bool = False) -> tuple[tuple[str, str], ...]:
+        """The ``(component, stage)`` pairs that must have been trained before this stage."""
+        frozen = self.freezable if freeze_action_model else ()
+        return tuple(pair for pair in self.loads if pair in self.requires or pair[0] in frozen)
+
+
+def _tokenizer_loss(model: WorldModel, batch: Mapping[str, Tensor], freeze: bool) -> LossOutput:
+    return model.tokenizer_loss(batch["video"])
+
+
+def _action_model_loss(model: WorldModel, batch: Mapping[str, Tensor], freeze: bool) -> LossOutput:
+    return model.action_model_loss(batch["video"], batch.get("actions"))
+
+
+def _dynamics_loss(model: WorldModel, batch: Mapping[str, Tensor], freeze: bool) -> LossOutput:
+    return model.dynamics_loss(
+        batch["video"], train_action_model=not freeze, actions=batch.get("actions"), tokens=batch.get("tokens"),
+        rewards=batch.get("rewards"), terminated=batch.get("terminated"),
+    )  # fmt: skip
+
+
+BUILTIN_STAGES: tuple[TrainingStage, ...] = (
+    TrainingStage("tokenizer", ("tokenizer",), _tokenizer_loss, in_all=True, pictures=("reconstruction",)),
+    TrainingStage("lam", ("action_model",), _action_model_loss, loads=(("tokenizer", "tokenizer"),)),
+    TrainingStage(
+        "dynamics", ("dynamics", "action_model"), _dynamics_loss,
+        loads=(("tokenizer", "tokenizer"), ("action_model", "lam")), requires=(("tokenizer", "tokenizer"),),
+        freezable=("action_model",), in_all=True, reads_tokens=True, pictures=("reconstruction", "generated"),
+    ),  # fmt: skip
+)
+"""The paper's stages (see the module docs)."""
+
+_STAGES: dict[str, TrainingStage] = {stage.name: stage for stage in BUILTIN_STAGES}
+
+
+def register_stage(stage: TrainingStage, *, override: bool = False) -> TrainingStage:
+    """Make a stage available to ``train.stage`` (a plug-in calls this from its ``register``).
+
+    Raises:
+        ValueError: when a different stage of that name exists and ``override`` is not set.
+    """
+    if not stage.name or stage.name == "all" or "/" in stage.name:
+        raise ValueError(f"A stage needs a name other than 'all' and without '/', got {stage.name!r}.")
+    unknown = [c for c in stage.trains if c not in COMPONENT_KINDS]
+    if unknown:
+        raise ValueError(f"Stage {stage.name!r} trains {unknown}, which are not components ({', '.join(COMPONENT_KINDS)}).")
+    if stage.name in _STAGES and _STAGES[stage.name] != stage and not override:
+        raise ValueError(f"A stage named {stage.name!r} exists already; pass override=True to replace it.")
+    _STAGES[stage.name] = stage
+    return stage
+
+
+def stage_names() -> tuple[str, ...]:
+    """The names of every registered stage, built-in ones first."""
+    return tuple(_STAGES)
+
+
+def get_stage(name: str) -> TrainingStage:
+    """The registered stage ``name``.
+
+    Raises:
+        ConfigError: for an unknown name, listing the known ones.
+    """
+    if name not in _STAGES:
+        raise ConfigError(f"Unknown stage {name!r}; the stages are {', '.join(_STAGES)} (and all).")
+    return _STAGES[name]
+
+
+def model_stages(model: WorldModel) -> tuple[str, ...]:
+    """The stages a model declares (:meth:`~worldmodels.WorldModel.training_stages`) that are registered."""
+    return tuple(name for name in model.training_stages() if name in _STAGES)
+
+
+def check_model_stage(model: WorldModel, stage: str) -> TrainingStage:
+    """The stage ``stage`` of ``model``; a :class:`~worldmodels.ConfigError` when the model has no such stage."""
+    found = get_stage(stage)
+    declared = model_stages(model)
+    if stage not in declared:
+        raise ConfigError(
+            f"{model.name or 'This model'} has no {stage!r} stage: its components declare {', '.join(declared) or 'none'} "
+            f"(e.g. a recorded-action model learns nothing on its own, so it has no 'lam' stage). Pick one of those, "
+            "or stage=all."
+        )
+    return found
+
+
+def default_stages(model: WorldModel) -> tuple[str, ...]:
+    """What ``stage=all`` runs for ``model``: its declared stages marked :attr:`TrainingStage.in_all`, in order."""
+    return tuple(name for name in model_stages(model) if _STAGES[name].in_all)
+
 
 def trained_components(stage: str, freeze_action_model: bool = False) -> tuple[str, ...]:
     """The :class:`~worldmodels.WorldModel` attributes a stage trains."""
-    if stage == "tokenizer":
-        return ("tokenizer",)
-    if stage == "lam":
-        return ("action_model",)
-    if stage == "dynamics":
-        return ("dynamics",) if freeze_action_model else ("dynamics", "action_model")
-    raise ValueError(f"Unknown stage {stage!r}; the stages are tokenizer, lam, dynamics.")
+    if stage not in _STAGES:
+        raise ValueError(f"Unknown stage {stage!r}; the stages are {', '.join(_STAGES)}.")
+    return _STAGES[stage].trained(freeze_action_model)
 
 
 class StageLoss(nn.Module):
-    """The module the trainer wraps (DDP / FSDP / compile): ``forward(video)`` is a stage's loss.
+    """The module the trainer wraps (DDP / FSDP / compile): ``forward(batch)`` is a stage's loss.
 
     Args:
         model: the world model.
-        stage: ``tokenizer``, ``lam`` or ``dynamics``.
-        freeze_action_model: dynamics stage only: keep the action model frozen.
+        stage: a registered stage name (``tokenizer``, ``lam``, ``dynamics``, ...).
+        freeze_action_model: keep the stage's ``freezable`` components (the action model) frozen.
 
     Shapes:
         ``forward``: a batch dict with ``video`` ``B T C H W`` float in ``[0, 1]`` and, where
@@ -66,8 +202,9 @@ class StageLoss(nn.Module):
         super().__init__()
         self.model = model
         self.stage = stage
+        self.definition = get_stage(stage)
         self.freeze_action_model = freeze_action_model
-        self.trained = trained_components(stage, freeze_action_model)
+        self.trained = self.definition.trained(freeze_action_model)
         self.frozen = tuple(k for k in COMPONENT_KINDS if k not in self.trained)
 
     def train(self, mode: bool = True) -> StageLoss:
@@ -82,17 +219,9 @@ class StageLoss(nn.Module):
 
         ``batch`` holds ``video`` and, where the data has them, the recorded ``actions``,
         ``rewards`` and ``terminated`` (``B T-1``), and the clips' ``tokens`` when a token cache
-        serves them (dynamics stage).
+        serves them.
         """
-        video = batch["video"]
-        if self.stage == "tokenizer":
-            return self.model.tokenizer_loss(video)
-        if self.stage == "lam":
-            return self.model.action_model_loss(video, batch.get("actions"))
-        return self.model.dynamics_loss(
-            video, train_action_model=not self.freeze_action_model, actions=batch.get("actions"),
-            tokens=batch.get("tokens"), rewards=batch.get("rewards"), terminated=batch.get("terminated"),
-        )  # fmt: skip
+        return self.definition.loss(self.model, batch, self.freeze_action_model)
 
 
 def set_trainable(model: WorldModel, components: Sequence[str]) -> dict[str, bool]:

@@ -65,10 +65,11 @@ from worldmodels.training.stages import (
     CHECKPOINTS_DIR,
     FINAL_DIR,
     StageLoss,
+    check_model_stage,
+    default_stages,
     load_weights,
     restore_trainable,
     set_trainable,
-    trained_components,
 )
 from worldmodels.world_model import WorldModel
 
@@ -154,6 +155,7 @@ class Trainer:
         self.config = config
         self.stage = config.stage
         self.model = model if isinstance(model, WorldModel) else build_seeded_model(model, config.seed)
+        self.definition = check_model_stage(self.model, self.stage)
         self.train_data = train_data
         self.val_data = val_data
         self.data_config = data_config
@@ -190,7 +192,7 @@ class Trainer:
         self.init_sources: dict[str, str] = {}
         if checkpoint is None:
             self._load_initial_weights()
-        trained = trained_components(self.stage, cfg.freeze_action_model)
+        trained = self.definition.trained(cfg.freeze_action_model)
         self._previous_flags = set_trainable(self.model, trained)
         if not any(p.requires_grad for p in self.model.parameters()):
             raise ConfigError(f"Stage {self.stage!r} has no trainable parameters in {', '.join(trained)}.")
@@ -224,7 +226,7 @@ class Trainer:
             seed_everything(derived_seed(cfg.seed, self.stage, ctx.rank))
         h, w = self.model.token_grid
         self.tokens_per_frame = h * w
-        if cfg.cache_tokens and self.stage == "dynamics":
+        if cfg.cache_tokens and self.definition.reads_tokens:
             self._use_token_cache()
         self._write_run_file()
         self._ready = True
@@ -281,25 +283,19 @@ class Trainer:
             source = str(load_weights(self.model, cfg.init_from, cfg.init_components))
             for name in cfg.init_components or ["all"]:
                 self.init_sources[name] = source
-        tokenizer_final = self.run_dir / "tokenizer" / FINAL_DIR
-        lam_final = self.run_dir / "lam" / FINAL_DIR
-        if self.stage in ("lam", "dynamics"):
-            if (tokenizer_final / CONFIG_FILE).is_file():
-                self.init_sources["tokenizer"] = str(load_weights(self.model, tokenizer_final, ["tokenizer"]))
-            elif self.stage == "dynamics" and not cfg.init_from:
+        required = self.definition.required(cfg.freeze_action_model)
+        for component, source_stage in self.definition.loads:
+            final = self.run_dir / source_stage / FINAL_DIR
+            if (final / CONFIG_FILE).is_file():
+                self.init_sources[component] = str(load_weights(self.model, final, [component]))
+            elif (component, source_stage) in required and not cfg.init_from:
+                frozen = component in self.definition.freezable and cfg.freeze_action_model
+                fix = ("co-train it (train.freeze_action_model=false)" if frozen else
+                       f"train.stage=all runs {', '.join(default_stages(self.model))} in order")
                 raise ConfigError(
-                    f"The dynamics stage needs a trained tokenizer, but {tokenizer_final} does not exist. Train it "
-                    "first (train.stage=tokenizer, or train.stage=all for both stages) in the same train.run_dir, "
-                    "or pass train.init_from=DIR with a trained model."
-                )
-        if self.stage == "dynamics":
-            if (lam_final / CONFIG_FILE).is_file():
-                self.init_sources["action_model"] = str(load_weights(self.model, lam_final, ["action_model"]))
-            elif cfg.freeze_action_model and not cfg.init_from:
-                raise ConfigError(
-                    f"train.freeze_action_model=true needs a trained latent action model, but {lam_final} does not "
-                    "exist. Run train.stage=lam first in the same train.run_dir, pass train.init_from=DIR, or "
-                    "co-train the action model (train.freeze_action_model=false)."
+                    f"The {self.stage} stage needs a trained {component} from the {source_stage} stage, but {final} "
+                    f"does not exist. Run train.stage={source_stage} first in the same train.run_dir, pass "
+                    f"train.init_from=DIR with a trained model, or {fix}."
                 )
 
     def _restore(self, checkpoint: LoadedCheckpoint) -> None:
@@ -589,7 +585,7 @@ class Trainer:
         if not self.ctx.is_main:
             return
         with self._autocast():
-            pictures = stage_pictures(self.model, self.stage, batch, self.ctx.device, self.config.seed)
+            pictures = stage_pictures(self.model, self.definition.pictures, batch, self.ctx.device, self.config.seed)
         for tag, grid in pictures.items():
             self._logger.image(tag, grid, step)
 

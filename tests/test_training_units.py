@@ -157,3 +157,16 @@ def test_prune_keeps_the_newest_and_stale_temporaries_are_removed(tmp_path: Path
     assert [s for s, _ in list_checkpoints(tmp_path)] == [15, 20]
     assert remove_stale_temporaries(tmp_path) == [tmp_path / ".step-000025.tmp-abc"]
     assert prune_checkpoints(tmp_path, keep_last=0) == []
+
+
+def test_the_composed_sections_are_the_dataclasses_and_refuse_wrong_types() -> None:
+    from worldmodels.config import compose
+    from worldmodels.training import configs_from
+
+    cfg = compose(["train.steps=7", "data.frame_skip=2"])
+    train_cfg, data_cfg = configs_from(cfg)
+    assert isinstance(train_cfg, TrainConfig) and train_cfg.steps == 7 and data_cfg.frame_skip == 2
+    with pytest.raises(ConfigError, match="typed"):
+        compose(["train.steps=many"])
+    with pytest.raises(ConfigError):
+        compose(["train.stepz=7"])  # an unknown setting is refused too

@@ -134,7 +134,11 @@ def register_configs() -> None:
                 )
             store.store(group=kind, name=preset, node=node, provider="worldmodels")
         store.store(group="model", name=preset, node=model_node, package="_global_", provider="worldmodels")
-    primary = OmegaConf.load(_CONFIG_DIR / "primary.yaml")
+    from worldmodels.training.config import DataConfig, TrainConfig
+
+    # the train: and data: sections are typed by the dataclasses (one source of their fields and defaults)
+    schema = {"train": OmegaConf.structured(TrainConfig), "data": OmegaConf.structured(DataConfig)}
+    primary = OmegaConf.merge(schema, OmegaConf.load(_CONFIG_DIR / "primary.yaml"))
     store.store(name=PRIMARY_CONFIG, node=primary, provider="worldmodels")
 
 
@@ -195,6 +199,12 @@ def _explain(exc: Exception, overrides: Sequence[str]) -> str:
     listing = registry.list_components()
     assert isinstance(listing, dict)
     text = f"Could not compose the config from {list(overrides)}: {exc}"
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    if "could not be converted" in str(cause) or "ValidationError" in type(cause).__name__:
+        # a value of the wrong type for a typed section (train., data.): say which setting and what it takes
+        detail = str(cause).splitlines()[0] if str(cause) else ""
+        return (f"{text} ({detail}). The train: and data: settings are typed (worldmodels.training.TrainConfig / DataConfig); "
+                "give a value of the setting's type, e.g. train.steps=200.")
     groups = ", ".join(f"{k}=[{', '.join(v)}]" for k, v in listing.items())
     hint = (
         " Pick a model first (model=NAME) to swap or set its parts; add a new key with '+key=value'."

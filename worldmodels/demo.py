@@ -112,7 +112,7 @@ def _record(cfg: Any, data_dir: Path) -> None:
 
 def _train(cfg: Any) -> Path:
     from worldmodels.training import train
-    from worldmodels.training.config import TrainConfig
+    from worldmodels.training.config import configs_from
 
     run_dir = Path(cfg.train.run_dir)
     resume = run_dir.exists() and any(run_dir.iterdir())
@@ -121,7 +121,7 @@ def _train(cfg: Any) -> Path:
         from omegaconf import OmegaConf
 
         cfg = OmegaConf.merge(cfg, {"train": {"resume": True}})
-    stage = TrainConfig.from_dict(cfg.train).stage
+    stage = configs_from(cfg)[0].stage
     _log(f"train: stage {stage} of {cfg.model.name} into {run_dir}")
     result = train(cfg)
     return Path(result.final_dir)

@@ -1,8 +1,10 @@
 """Training and data settings: the ``train:`` and ``data:`` sections of the primary config.
 
-:class:`TrainConfig` and :class:`DataConfig` are plain dataclasses whose defaults are the
-``train:`` and ``data:`` sections of ``worldmodels/configs/primary.yaml`` (a test keeps the two
-in step). Build them from a composed config with :func:`configs_from` or directly in Python::
+:class:`TrainConfig` and :class:`DataConfig` are the one definition of these settings: the
+primary config's ``train:`` and ``data:`` sections are these dataclasses as typed Hydra
+structured configs (so an override of the wrong type is refused when the config is composed,
+and no YAML restates their defaults). Build them from a composed config with
+:func:`configs_from` (which returns the dataclasses themselves) or directly in Python::
 
     cfg = TrainConfig(stage="tokenizer", steps=200, batch_size=8, lr=3e-4)
 
@@ -257,12 +259,13 @@ class DataConfig:
         synthetic_val_clips: number of synthetic held-out clips (another seed).
     """
 
-    path: str | list[str] | None = None
+    # str | list[str] | None; typed Any because structured configs cannot hold a union with a list
+    path: Any = None
     split: str | None = None
-    val_path: str | list[str] | None = None
+    val_path: Any = None  # str | list[str] | None
     val_split: str | None = None
     num_frames: int | None = None
-    image_size: int | list[int] | None = None
+    image_size: Any = None  # int | list[int] | None
     stride: int | None = None
     frame_skip: int = 1
     synthetic: bool = False
@@ -285,6 +288,18 @@ class DataConfig:
 
 
 def configs_from(cfg: Mapping[str, Any]) -> tuple[TrainConfig, DataConfig]:
-    """The :class:`TrainConfig` and :class:`DataConfig` of a composed config (``train`` / ``data`` sections)."""
-    cfg = to_container(cfg)
-    return TrainConfig.from_dict(cfg.get("train")), DataConfig.from_dict(cfg.get("data"))
+    """The :class:`TrainConfig` and :class:`DataConfig` of a composed config (``train`` / ``data`` sections).
+
+    A composed config's sections are typed by these dataclasses and come back as instances of
+    them directly (validated); a plain mapping is checked key by key (:meth:`TrainConfig.from_dict`).
+    """
+    return _section(cfg, "train", TrainConfig), _section(cfg, "data", DataConfig)
+
+
+def _section(cfg: Mapping[str, Any], key: str, cls: type[Any]) -> Any:
+    from omegaconf import DictConfig, OmegaConf
+
+    node = cfg.get(key) if isinstance(cfg, Mapping) or isinstance(cfg, DictConfig) else None
+    if isinstance(node, DictConfig) and OmegaConf.get_type(node) is cls:
+        return OmegaConf.to_object(node)
+    return cls.from_dict(node)

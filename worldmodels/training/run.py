@@ -37,7 +37,7 @@ from torch.utils.data import Dataset
 from worldmodels.build_config import ConfigError, to_container
 from worldmodels.checkpoint import CONFIG_FILE, CheckpointError, read_json
 from worldmodels.training.checkpointing import list_checkpoints
-from worldmodels.training.config import DataConfig, TrainConfig
+from worldmodels.training.config import DataConfig, TrainConfig, configs_from
 from worldmodels.training.data import build_datasets
 from worldmodels.training.distributed import setup_distributed, teardown_distributed
 from worldmodels.training.stages import CHECKPOINTS_DIR, default_stages, model_weights_dir, stage_names
@@ -125,11 +125,10 @@ def train(
         data_cfg = data if isinstance(data, DataConfig) else DataConfig.from_dict(data)
         spec: Any = None
     else:
-        container = to_container(config)
-        train_cfg = TrainConfig.from_dict(container.get("train"))
-        data_cfg = data if isinstance(data, DataConfig) else DataConfig.from_dict(
-            data if data is not None else container.get("data"))
-        spec = _model_spec_from_config(container)
+        train_cfg, composed_data = configs_from(config)  # the typed sections come back as the dataclasses
+        data_cfg = data if isinstance(data, DataConfig) else (
+            DataConfig.from_dict(data) if data is not None else composed_data)
+        spec = _model_spec_from_config(to_container(config))
     if model is not None:
         spec = model
     if spec is None:

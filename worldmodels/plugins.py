@@ -20,8 +20,9 @@ import contextlib
 import os
 import re
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 ENTRY_POINT_GROUP = "worldmodels.plugins"
 """The entry-point group plug-ins register under."""
@@ -160,3 +161,50 @@ def _reset_for_tests() -> None:
     global _attempted
     _attempted = False
     _loaded.clear()
+
+
+# ---------------------------------------------------------------------------------------- helpers for plug-ins
+def register_package(package: str, modules: Sequence[str], *, configs: bool = True) -> None:
+    """What a plug-in's ``register`` function does: import its component modules, add its configs.
+
+    Importing a module runs its ``@worldmodels.register`` decorators; the modules are imported in
+    the order given (presets after the components they name). With ``configs``, the package's
+    ``configs/`` folder (recipes, named variants) joins the Hydra search path.
+
+    Args:
+        package: the plug-in package, e.g. ``__name__`` of its ``__init__``.
+        modules: its component modules relative to ``package``, e.g. ``("dynamics", "presets")``.
+        configs: add ``pkg://<package>.configs`` to the config search path.
+
+    Example:
+        >>> def register() -> None:  # in worldmodels_myplugin/__init__.py  # doctest: +SKIP
+        ...     register_package(__name__, ("dynamics", "sampler", "presets"))
+    """
+    import importlib
+
+    for module in modules:
+        importlib.import_module(f"{package}.{module}")
+    if configs:
+        from worldmodels.config import add_search_path
+
+        add_search_path(f"pkg://{package}.configs")
+
+
+def lazy_attributes(package: str, names: Mapping[str, str]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` that imports ``package.<module>`` when one of ``names`` is first read.
+
+    Keeps a plug-in's import cheap while its classes stay importable from the package:
+    ``__getattr__ = lazy_attributes(__name__, {"MyDynamics": "dynamics"})``.
+
+    Args:
+        package: the package the ``__getattr__`` belongs to.
+        names: attribute name -> the submodule (relative to ``package``) that defines it.
+    """
+    import importlib
+
+    def __getattr__(name: str) -> Any:
+        if name in names:
+            return getattr(importlib.import_module(f"{package}.{names[name]}"), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__

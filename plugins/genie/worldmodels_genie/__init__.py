@@ -12,14 +12,15 @@ Registers, through the ``worldmodels.plugins`` entry point ``genie = "worldmodel
 Names known from another library (``GenieConfig``, ``create_genie_small``, ``create_genie_large``)
 live in :mod:`worldmodels_genie.compat` and are importable from this package.
 
-Nothing is imported at package import time: the library calls :func:`register` when it first
-needs a name it does not know, so it can attribute the components to this distribution.
+No component is imported at package import time: the library calls :func:`register` when it first
+needs a name it does not know, so it can attribute the components to this distribution
+(:func:`worldmodels.plugins.register_package` and :func:`~worldmodels.plugins.lazy_attributes`
+do the importing).
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from worldmodels.plugins import lazy_attributes, register_package
 
 COMPONENT_MODULES: tuple[str, ...] = ("tokenizer", "latent_action_model", "dynamics", "sampler", "presets")
 """Modules whose import registers components, in import order."""
@@ -42,17 +43,10 @@ def register() -> None:
     The recipes (``recipe=coinrun-cpu``, ``coinrun-gpu``, ``genie-large-fsdp``) are Hydra YAML files
     under ``worldmodels_genie/configs/recipe/``, added to the config search path.
     """
-    from worldmodels.config import add_search_path
-
-    for module in COMPONENT_MODULES:
-        importlib.import_module(f"{__name__}.{module}")
-    add_search_path(f"pkg://{__name__}.configs")
+    register_package(__name__, COMPONENT_MODULES)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = ["COMPONENT_MODULES", "register", *_LAZY]

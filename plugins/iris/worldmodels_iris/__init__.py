@@ -15,8 +15,7 @@ Nothing in the core names IRIS: it is a plug-in exactly like a third party's wou
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from worldmodels.plugins import lazy_attributes, register_package
 
 COMPONENT_MODULES: tuple[str, ...] = ("transformer", "sampler", "presets")
 """Modules whose import registers components, in import order."""
@@ -26,17 +25,10 @@ _LAZY = {"IrisTransformer": "transformer", "AutoregressiveSampler": "sampler"}
 
 def register() -> None:
     """Register IRIS's components, preset and recipes with worldmodels (the plug-in entry point)."""
-    from worldmodels.config import add_search_path
-
-    for module in COMPONENT_MODULES:
-        importlib.import_module(f"{__name__}.{module}")
-    add_search_path(f"pkg://{__name__}.configs")
+    register_package(__name__, COMPONENT_MODULES)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = ["COMPONENT_MODULES", "register", *_LAZY]

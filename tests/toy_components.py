@@ -105,6 +105,10 @@ class ToyDynamics(Dynamics):
         self.act = nn.Linear(action_dim, dim)
         self.head = nn.Linear(dim, vocab_size)
 
+    @property
+    def mask_token_id(self) -> int:
+        return self.vocab_size
+
     def forward(self, tokens: Tensor, action_embeddings: Tensor) -> Tensor:
         x = self.tok(tokens)  # b t h w d
         act = F.pad(self.act(action_embeddings), (0, 0, 1, 0))  # b t d, frame 0 gets no action

@@ -302,7 +302,7 @@ class ActionModel(Component, abc.ABC):
 
 
 class DynamicsCache:
-    """State kept between MaskGIT iterations of one next-frame prediction.
+    """State kept between the passes of one next-frame prediction (e.g. a sampler's refinement iterations).
 
     The default holds the context itself (no speed-up); dynamics models with a
     key/value cache subclass it.
@@ -321,9 +321,10 @@ class DynamicsCache:
 class Dynamics(Component, abc.ABC):
     """Predicts the tokens of frame ``t+1`` from tokens of frames ``<= t`` and actions ``<= t``.
 
-    Over discrete tokens (built with the tokenizer's ``vocab_size``) it predicts logits, and
-    token id ``mask_token_id == vocab_size`` marks a masked (unknown) token in the input, for
-    samplers that refine a frame over several passes. Over continuous latents (built with the
+    Over discrete tokens (built with the tokenizer's ``vocab_size``) it predicts logits. A
+    dynamics whose input may hold unknown tokens, for samplers that refine a draft frame over
+    several passes (MaskGIT's), says which id marks them with a ``mask_token_id`` attribute
+    (the Genie plug-in's ``maskgit`` uses ``vocab_size``); the core assumes no such id. Over continuous latents (built with the
     tokenizer's ``latent_dim``; :attr:`continuous` is True) it predicts the latents themselves,
     or whatever its sampler reads (e.g. a diffusion model's denoiser output).
 
@@ -342,16 +343,9 @@ class Dynamics(Component, abc.ABC):
     """True when the model also predicts each transition's reward and episode end: its ``loss``
     then takes ``rewards`` and ``terminated`` keywords and :meth:`predict_outcome` answers."""
 
-    @property
-    def mask_token_id(self) -> int:
-        """The input id that marks a masked token (one past the vocabulary; discrete tokens only)."""
-        if self.vocab_size is None:
-            raise ValueError(f"{type(self).__name__} works on continuous latents: it has no mask token id.")
-        return self.vocab_size
-
     @abc.abstractmethod
     def forward(self, tokens: Tensor, action_embeddings: Tensor) -> Tensor:
-        """forward(tokens: B T h w (mask id allowed), action_embeddings: B T-1 D) -> logits: B T h w V."""
+        """forward(tokens: B T h w, action_embeddings: B T-1 D) -> logits: B T h w V."""
         raise NotImplementedError("forward(tokens: B T h w, action_embeddings: B T-1 D) -> logits: B T h w V")
 
     @abc.abstractmethod
@@ -385,7 +379,12 @@ class Dynamics(Component, abc.ABC):
         return DynamicsCache(tokens, action_embeddings)
 
     def next_logits(self, draft: Tensor, cache: DynamicsCache) -> Tensor:
-        """Logits ``B h w V`` for the frame being predicted given its partly masked ``draft`` ``B h w``."""
+        """Logits ``B h w V`` for the frame being predicted given a ``draft`` ``B h w`` of it.
+
+        The draft holds what a sampler has decided so far (and the dynamics' ``mask_token_id``
+        where it has not, for a dynamics that has one). The default runs the whole context again;
+        a dynamics with a key/value cache computes only the new frame.
+        """
         tokens = torch.cat([cache.tokens, draft[:, None]], dim=1)
         return self(tokens, cache.action_embeddings)[:, -1]
 

@@ -270,7 +270,9 @@ class ComponentConformance:
             tokens = world.tokenizer.encode(video)
             emb = world.action_model.embed(self._infer(world, video))
             draft = tokens[:, -1].clone()
-            draft[:, ::2] = dyn.mask_token_id
+            mask_id = getattr(dyn, "mask_token_id", None)  # a dynamics that takes partly decided drafts
+            if mask_id is not None:
+                draft[:, ::2] = mask_id
             full = dyn(torch.cat([tokens[:, :-1], draft[:, None]], dim=1), emb)[:, -1]
             cache = dyn.prefill(tokens[:, :-1], emb)
             assert isinstance(cache, DynamicsCache), "prefill must return a DynamicsCache"

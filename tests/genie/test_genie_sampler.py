@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import Tensor
 
+import worldmodels
 from worldmodels import Dynamics
 
 pytest.importorskip("worldmodels_genie")
@@ -23,6 +24,10 @@ class RecordingDynamics(Dynamics):
         self.vocab_size, self.max_frames, self.grid = vocab_size, 8, grid
         self.drafts: list[Tensor] = []
         self.generator = torch.Generator().manual_seed(0)
+
+    @property
+    def mask_token_id(self) -> int:
+        return self.vocab_size
 
     def forward(self, tokens: Tensor, action_embeddings: Tensor) -> Tensor:
         self.drafts.append(tokens[:, -1].clone())
@@ -135,3 +140,23 @@ def test_invalid_settings_are_refused() -> None:
         MaskGITSampler(order="sorted")
     with pytest.raises(ValueError, match="schedule"):
         masked_counts(10, 4, schedule="exp")
+
+
+def test_the_mask_id_is_the_dynamics_own_or_maskgits_convention() -> None:
+    from worldmodels_genie.sampler import mask_token_id
+
+    class Plain(Dynamics):  # a discrete dynamics that names no mask id
+        def __init__(self) -> None:
+            super().__init__()
+            self.vocab_size, self.max_frames = 7, 4
+
+        def forward(self, tokens, action_embeddings):  # noqa: ANN001, ANN202
+            raise NotImplementedError
+
+        def loss(self, tokens, action_embeddings):  # noqa: ANN001, ANN202
+            raise NotImplementedError
+
+    assert mask_token_id(RecordingDynamics()) == 10 and mask_token_id(Plain()) == 7
+    continuous = worldmodels.build("toy-continuous-world").dynamics
+    with pytest.raises(TypeError, match="continuous latents"):
+        mask_token_id(continuous)

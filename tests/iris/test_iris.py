@@ -207,3 +207,36 @@ def test_iris_plays_in_the_gymnasium_env_with_predicted_rewards(tmp_path: Path) 
     env2 = WorldModelEnv(loaded, max_episode_steps=3)
     env2.reset(seed=0)
     assert env2.step(1)[1] == pytest.approx(reward, abs=1e-6)
+
+
+def test_a_play_step_runs_the_context_once_and_its_outcome_matches_a_fresh_pass() -> None:
+    from worldmodels.envs import WorldModelEnv
+
+    model = _tiny_iris()
+    dyn = model.dynamics
+    env = WorldModelEnv(model, max_episode_steps=5)
+    env.reset(seed=0)
+    env.step(1)
+    lengths: list[int] = []
+    original = dyn._run
+
+    def counting_run(x, kv=None):  # noqa: ANN001, ANN202
+        lengths.append(int(x.shape[1]))
+        return original(x, kv)
+
+    dyn._run = counting_run  # type: ignore[method-assign]
+    try:
+        _, reward, _, _, info = env.step(2)
+    finally:
+        del dyn._run
+    n = model.token_grid[0] * model.token_grid[1]
+    long_passes = [length for length in lengths if length > 1]
+    assert len(long_passes) == 1, f"the context ran {len(long_passes)} times in one step: {lengths}"
+    assert len(lengths) == 1 + (n - 1)  # one context pass, then one position per further token
+    # the remembered outcome is the one a fresh pass over the same step gives
+    tokens, actions = env.context_tokens[:, :-1], env.context_actions
+    dyn._last_step = None
+    with torch.no_grad():
+        fresh_reward, fresh_done = model.predict_outcome(tokens, actions)
+    assert float(fresh_reward[0]) == pytest.approx(reward, abs=1e-6)
+    assert float(fresh_done[0]) == pytest.approx(info["termination_probability"], abs=1e-6)

@@ -45,7 +45,11 @@ class TopKSampler(Sampler):
     ) -> Tensor:
         """Sample the tokens ``B h w`` of the frame after ``tokens`` (see :class:`worldmodels.Sampler`)."""
         b, _, h, w = tokens.shape
-        draft_Bhw = torch.full((b, h, w), dynamics.mask_token_id, dtype=torch.long, device=tokens.device)
+        # the id the dynamics reads as "not decided yet" (MaskGIT's convention: one past the vocabulary)
+        mask_id = getattr(dynamics, "mask_token_id", None)
+        if mask_id is None:
+            mask_id = dynamics.vocab_size
+        draft_Bhw = torch.full((b, h, w), mask_id, dtype=torch.long, device=tokens.device)
         cache = dynamics.prefill(tokens, action_embeddings)
         logits_BhwV = dynamics.next_logits(draft_Bhw, cache)
         top_logits, top_ids = logits_BhwV.topk(min(self.k, logits_BhwV.shape[-1]), dim=-1)

@@ -161,6 +161,11 @@ class MaskGITDynamics(Dynamics):
             self.copy_logit = nn.Parameter(torch.full((1,), COPY_LOGIT_INIT))
 
     # ------------------------------------------------------------------ inputs
+    @property
+    def mask_token_id(self) -> int:
+        """The input id that marks a masked (not yet decided) token: one past the vocabulary."""
+        return self.vocab_size
+
     def _check_tokens(self, tokens: Tensor, frames_needed: int) -> None:
         if tokens.ndim != 4 or tuple(tokens.shape[2:]) != self.grid:
             raise ValueError(

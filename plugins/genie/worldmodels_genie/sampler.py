@@ -69,6 +69,23 @@ def masked_counts(num_tokens: int, steps: int, schedule: str = "cosine") -> list
     return counts
 
 
+def mask_token_id(dynamics: Dynamics) -> int:
+    """The id a dynamics reads as "not decided yet": its ``mask_token_id``, else MaskGIT's convention ``vocab_size``.
+
+    Raises:
+        TypeError: for a dynamics over continuous latents (there are no token ids to mask).
+    """
+    mask_id = getattr(dynamics, "mask_token_id", None)
+    if mask_id is None:
+        mask_id = getattr(dynamics, "vocab_size", None)
+    if mask_id is None or getattr(dynamics, "continuous", False):
+        raise TypeError(
+            f"This sampler refines a draft of masked token ids, but {type(dynamics).__name__} reads continuous "
+            "latents. Use the dynamics' own sampler."
+        )
+    return int(mask_id)
+
+
 def _next_logits_fn(
     dynamics: Dynamics, tokens: Tensor, action_embeddings: Tensor, use_cache: bool
 ) -> tuple[Callable[[Tensor], Tensor], DynamicsCache]:
@@ -139,7 +156,7 @@ class MaskGITSampler(Sampler):
         n = h * w
         device = tokens.device
         next_logits, _ = _next_logits_fn(dynamics, tokens, action_embeddings, use_cache)
-        draft_BN = torch.full((b, n), dynamics.mask_token_id, dtype=torch.long, device=device)
+        draft_BN = torch.full((b, n), mask_token_id(dynamics), dtype=torch.long, device=device)
         masked_BN = torch.ones(b, n, dtype=torch.bool, device=device)
         remaining = n
         for target in masked_counts(n, self.steps, self.schedule):
@@ -187,5 +204,5 @@ class ArgmaxSampler(Sampler):
         """Decode the next frame's tokens in one pass (``generator`` is unused)."""
         b, _, h, w = tokens.shape
         next_logits, _ = _next_logits_fn(dynamics, tokens, action_embeddings, use_cache)
-        draft = torch.full((b, h, w), dynamics.mask_token_id, dtype=torch.long, device=tokens.device)
+        draft = torch.full((b, h, w), mask_token_id(dynamics), dtype=torch.long, device=tokens.device)
         return next_logits(draft).argmax(-1)

@@ -102,6 +102,7 @@ class IrisTransformer(Dynamics):
     """
 
     vocab_size: int  # token ids only: this dynamics reads discrete tokens
+    _last_step: tuple[Tensor, Tensor, tuple[Tensor, Tensor]] | None = None
     predicts_outcomes: ClassVar[bool] = True
     conformance_config: ClassVar[dict[str, Any]] = {"dim": 32, "depth": 2, "num_heads": 2}
     """Small settings for :mod:`worldmodels.testing`'s conformance checks."""
@@ -259,8 +260,28 @@ class IrisTransformer(Dynamics):
         Shapes: ``tokens: B T h w``, ``action_embeddings: B T E`` -> ``(B, B)``.
         """
         self._check(tokens, tokens.shape[1])
+        remembered = self._remembered_outcome(tokens, action_embeddings)
+        if remembered is not None:  # start_frame just ran this very step (play asks for both)
+            return remembered
         h_BLD, _ = self._run(self._sequence(tokens, action_embeddings))
         return self._outcome(h_BLD[:, -1])
+
+    def _remember_outcome(self, tokens: Tensor, action_embeddings: Tensor, outcome: tuple[Tensor, Tensor]) -> None:
+        """Keep the outcome :meth:`start_frame` computed, for :meth:`predict_outcome` of the same step (inference only)."""
+        if self.training or torch.is_grad_enabled():
+            self._last_step = None
+            return
+        self._last_step = (tokens, action_embeddings, outcome)
+
+    def _remembered_outcome(self, tokens: Tensor, action_embeddings: Tensor) -> tuple[Tensor, Tensor] | None:
+        last = getattr(self, "_last_step", None)
+        if last is None or self.training or torch.is_grad_enabled():
+            return None
+        seen_tokens, seen_actions, outcome = last
+        same = (seen_tokens.shape == tokens.shape and seen_actions.shape == action_embeddings.shape
+                and seen_tokens.device == tokens.device and torch.equal(seen_tokens, tokens)
+                and torch.equal(seen_actions, action_embeddings))
+        return outcome if same else None
 
     def start_frame(self, tokens: Tensor, action_embeddings: Tensor) -> IrisCache:
         """Run the context and the action leading out of it: the cache for generating the next frame.
@@ -271,6 +292,7 @@ class IrisTransformer(Dynamics):
         self._check(tokens, t + 1)
         h_BLD, kv = self._run(self._sequence(tokens, action_embeddings))
         reward, terminated = self._outcome(h_BLD[:, -1])
+        self._remember_outcome(tokens, action_embeddings, (reward, terminated))
         return IrisCache(kv, h_BLD.shape[1], t, 0, self.head(h_BLD[:, -1]), reward, terminated)
 
     def continue_frame(self, cache: IrisCache, token: Tensor) -> IrisCache:

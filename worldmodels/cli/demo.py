@@ -31,12 +31,19 @@ def run(args: argparse.Namespace) -> int:
     print(f"Done in {total / 60:.1f} min ({', '.join(f'{k} {v / 60:.1f}' for k, v in result.seconds.items())}).")
     print(f"  on {h.get('num_clips')} held-out clips: reconstruction {_num(h.get('recon_psnr'))} dB PSNR, SSIM "
           f"{_num(h.get('recon_ssim'), 3)}; generated PSNR at t=4 {_num(h.get('gen_psnr_t4'))} dB")
-    print(f"  Delta_t PSNR (t=4): {_num(h.get('delta_psnr_t4'))} dB (sem {_num(h.get('delta_psnr_t4_sem'))}); "
-          f"recorded-action baseline {_num(h.get('baseline_delta_psnr_t4'))} dB")
-    print(f"  latent actions: NMI {_num(h.get('nmi_collapsed'), 3)} against the collapsed true actions (random "
-          f"assignment {_num(h.get('nmi_collapsed_random'), 3)}), few-label mapping K=200 "
-          f"{_num(h.get('few_label_k200_collapsed'), 3)} vs chance {_num(h.get('few_label_chance_collapsed'), 3)}; "
-          f"raw NMI {_num(h.get('nmi'), 3)} (random {_num(h.get('nmi_random'), 3)})")
+    baseline = h.get("baseline_delta_psnr_t4")
+    print(f"  Delta_t PSNR (t=4): {_num(h.get('delta_psnr_t4'))} dB (sem {_num(h.get('delta_psnr_t4_sem'))})"
+          + (f"; recorded-action baseline {_num(baseline)} dB" if baseline is not None else ""))
+    raw = f"NMI {_num(h.get('nmi'), 3)} against the true actions (random {_num(h.get('nmi_random'), 3)})"
+    if h.get("nmi_collapsed") is not None:
+        print(f"  latent actions: NMI {_num(h.get('nmi_collapsed'), 3)} against the collapsed true actions (random "
+              f"assignment {_num(h.get('nmi_collapsed_random'), 3)}), few-label mapping K=200 "
+              f"{_num(h.get('few_label_k200_collapsed'), 3)} vs chance {_num(h.get('few_label_chance_collapsed'), 3)}; "
+              f"raw {raw}")
+    elif h.get("nmi") is not None:
+        print(f"  actions: {raw}")
+    if h.get("reward_correlation") is not None:
+        print(f"  predicted rewards: correlation {_num(h.get('reward_correlation'), 3)} with the recorded ones")
     print(f"  report:          {result.report}")
     print(f"  pictures:        {result.report.parent}")
     print(f"  played GIF:      {result.play}")
@@ -46,4 +53,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _num(value: object, digits: int = 2) -> str:
-    return f"{value:.{digits}f}" if isinstance(value, (int, float)) else "n/a"
+    from worldmodels.eval.report import fmt
+
+    return fmt(float(value), digits) if isinstance(value, (int, float)) else "n/a"  # never "-0.00"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import gymnasium
 
 from worldmodels.envs.prompts import PromptError, PromptLike, frame_to_uint8, prompt_to_video
+from worldmodels.envs.vector_env import WorldModelVectorEnv
 from worldmodels.envs.world_model_env import WorldModelEnv, compile_world_model, load_world_model
 
 ENV_ID = "worldmodels/WorldModel-v0"
@@ -27,6 +28,7 @@ if ENV_ID not in gymnasium.registry:
     gymnasium.register(id=ENV_ID, entry_point="worldmodels.envs.world_model_env:WorldModelEnv")
 
 __all__ = [
+    "WorldModelVectorEnv",
     "ENV_ID",
     "PromptError",
     "PromptLike",

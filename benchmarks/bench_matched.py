@@ -1,0 +1,118 @@
+"""The real-time-play issue's matched configuration: training tokens/s and generation frames/s of ``maskgit``.
+
+Every figure is for one MaskGIT dynamics of the size the issue fixes (4 ST blocks, width 128, 4
+heads, MLP 4x, 8x8 tokens per frame, 16 frames, vocabulary 512, 8 actions as 32-wide
+embeddings), so it can be compared with other implementations measured at the same size:
+
+* train tokens/s: forward, backward and AdamW on batches of 8 clips (fp32 and bf16 autocast);
+* frames/s: one frame generated from 15 context frames (batch 1) by the ``maskgit`` sampler with
+  8 and 25 steps, with the dynamics' key/value cache and without it;
+* peak resident memory of the process after each part;
+* how the cached 8-step generation and the training step grow with the context length
+  (T = 8, 16, 32) and the tokens per frame (64, 256).
+
+Usage::
+
+    python benchmarks/bench_matched.py --threads 2
+    python benchmarks/bench_matched.py --threads 2 --skip-growth --train-steps 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import worldmodels  # noqa: E402
+
+WIDTH, DEPTH, HEADS, VOCAB, ACTION_DIM, BATCH = 128, 4, 4, 512, 32, 8
+
+
+def _dynamics(frames: int, grid: int) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return worldmodels.build("maskgit", kind="dynamics", vocab_size=VOCAB, token_grid=[grid, grid], max_frames=frames,
+                             action_dim=ACTION_DIM, dim=WIDTH, depth=DEPTH, num_heads=HEADS, mlp_ratio=4.0)
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def train_tokens_per_s(frames: int, grid: int, steps: int, bf16: bool) -> float:
+    """Tokens/s of forward + backward + AdamW on ``BATCH`` clips (median step of ``steps`` after one warm-up)."""
+    dyn = _dynamics(frames, grid).train()
+    opt = torch.optim.AdamW(dyn.parameters(), lr=1e-4)
+    g = torch.Generator().manual_seed(1)
+    tokens = torch.randint(0, VOCAB, (BATCH, frames, grid, grid), generator=g)
+    actions = torch.randn(BATCH, frames - 1, ACTION_DIM, generator=g)
+    times = []
+    for i in range(steps + 1):
+        start = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss, _ = dyn.loss(tokens, actions)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if i:
+            times.append(time.perf_counter() - start)
+    return BATCH * frames * grid * grid / statistics.median(times)
+
+
+@torch.no_grad()
+def frames_per_s(frames: int, grid: int, sampler_steps: int, use_cache: bool, repeats: int) -> float:
+    """Frames/s of one next frame from ``frames - 1`` context frames (batch 1), best of ``repeats``."""
+    dyn = _dynamics(frames, grid).eval()
+    sampler = worldmodels.build("maskgit", kind="sampler", steps=sampler_steps)
+    g = torch.Generator().manual_seed(2)
+    context = torch.randint(0, VOCAB, (1, frames - 1, grid, grid), generator=g)
+    actions = torch.randn(1, frames - 1, ACTION_DIM, generator=g)
+    sampler.sample(dyn, context, actions, generator=g, use_cache=use_cache)  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        sampler.sample(dyn, context, actions, generator=g, use_cache=use_cache)
+        best = min(best, time.perf_counter() - start)
+    return 1.0 / best
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--train-steps", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3, help="timed generations per row (best kept)")
+    parser.add_argument("--skip-growth", action="store_true")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    params = sum(p.numel() for p in _dynamics(16, 8).parameters()) / 1e6
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}; maskgit dynamics {params:.2f}M parameters: "
+          f"{DEPTH} ST blocks, width {WIDTH}, {HEADS} heads, 8x8 tokens, 16 frames, vocabulary {VOCAB}")
+    for bf16 in (False, True):
+        rate = train_tokens_per_s(16, 8, args.train_steps, bf16)
+        print(f"train {'bf16' if bf16 else 'fp32'}: {rate:,.0f} tokens/s (batch {BATCH}); peak memory "
+              f"{_peak_mib():.0f} MiB", flush=True)
+    for steps in (8, 25):
+        cached = frames_per_s(16, 8, steps, True, args.repeats)
+        plain = frames_per_s(16, 8, steps, False, args.repeats)
+        print(f"generate, {steps:>2} steps, 15 context frames: {cached:.1f} frames/s with the cache, {plain:.1f} "
+              f"without ({cached / plain:.2f}x); peak memory {_peak_mib():.0f} MiB", flush=True)
+    if args.skip_growth:
+        return 0
+    print("\ngrowth (8 steps, cached; training fp32):")
+    print(f"{'T':>3}  {'tokens/frame':>12}  {'frames/s':>9}  {'train tokens/s':>15}")
+    for frames, grid in ((8, 8), (16, 8), (32, 8), (16, 16)):
+        fps = frames_per_s(frames, grid, 8, True, args.repeats)
+        tps = train_tokens_per_s(frames, grid, max(2, args.train_steps // 2), False)
+        print(f"{frames:>3}  {grid * grid:>12}  {fps:>9.1f}  {tps:>15,.0f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

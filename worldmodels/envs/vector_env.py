@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -39,7 +39,7 @@ from torch import Tensor
 
 from worldmodels.context_window import ContextWindow
 from worldmodels.envs.prompts import PromptLike, frame_to_uint8, prompt_to_video
-from worldmodels.envs.world_model_env import TERMINATION_THRESHOLD, load_world_model
+from worldmodels.envs.world_model_env import TERMINATION_THRESHOLD, _model_device, load_world_model
 from worldmodels.world_model import WorldModel
 
 __all__ = ["WorldModelVectorEnv"]
@@ -92,7 +92,7 @@ class WorldModelVectorEnv(gym.vector.VectorEnv):
         self.model: WorldModel = load_world_model(source, device=device, sampler_steps=sampler_steps)  # type: ignore[arg-type]
         if self.model.in_channels not in (1, 3):
             raise ValueError(f"WorldModelVectorEnv shows 1- or 3-channel frames; this model has {self.model.in_channels}.")
-        self.device = next(self.model.parameters(), torch.empty(0)).device
+        self.device = _model_device(self.model)  # the single env's rule: parameters, then buffers, then CPU
         self.num_envs = int(num_envs)
         self.max_episode_steps = max_episode_steps
         self.use_cache, self.bf16 = bool(use_cache), bool(bf16)
@@ -223,10 +223,8 @@ class WorldModelVectorEnv(gym.vector.VectorEnv):
 
     def _start(self, indices: Sequence[int]) -> None:
         """(Re)start the worlds ``indices`` from their prompts, prompts of one length encoded together."""
-        by_length: dict[int, list[int]] = {}
-        for i in indices:
-            by_length.setdefault(int(self._prompts[i].shape[0]), []).append(i)
-        for length, group in by_length.items():
+        for group in _group_by(indices, lambda i: int(self._prompts[i].shape[0])):
+            length = int(self._prompts[group[0]].shape[0])
             video = torch.stack([self._prompts[i] for i in group]).to(self.device)
             tokens = self.model.encode(video)
             actions = self.model.infer_actions(video).long() if length > 1 else None
@@ -236,10 +234,7 @@ class WorldModelVectorEnv(gym.vector.VectorEnv):
 
     def _groups(self, indices: Sequence[int]) -> list[list[int]]:
         """The worlds ``indices`` grouped by the length of their kept context (one batched call each)."""
-        by_length: dict[int, list[int]] = {}
-        for i in indices:
-            by_length.setdefault(len(self._window(i)), []).append(i)
-        return list(by_length.values())
+        return _group_by(indices, lambda i: len(self._window(i)))
 
     def _decode(self, indices: Sequence[int]) -> np.ndarray:
         """The newest frame of each world, decoded in batches of equal context length: ``B H W 3`` uint8."""
@@ -266,3 +261,11 @@ class WorldModelVectorEnv(gym.vector.VectorEnv):
     def _inference(self) -> Iterator[None]:
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             yield
+
+
+def _group_by(indices: Sequence[int], key: Callable[[int], int]) -> list[list[int]]:
+    """``indices`` grouped by ``key`` (first-seen order), so each group runs as one batch."""
+    groups: dict[int, list[int]] = {}
+    for i in indices:
+        groups.setdefault(key(i), []).append(i)
+    return list(groups.values())

@@ -5,10 +5,13 @@ heads, MLP 4x, 8x8 tokens per frame, 16 frames, vocabulary 512, 8 actions as 32-
 embeddings), so it can be compared with other implementations measured at the same size:
 
 * train tokens/s: forward, backward and AdamW on batches of 8 clips (fp32 and bf16 autocast);
-* frames/s: one frame generated from 15 context frames (batch 1) by the ``maskgit`` sampler with
-  8 and 25 steps, with the dynamics' key/value cache and without it;
+* frames/s: one frame generated after 15 context frames (batch 1) by the ``maskgit`` sampler with
+  8 and 25 steps: streaming (rotary temporal positions; each frame appended to the key/value
+  buffers once, the presets' default), prefilling the context every frame (absolute positions,
+  the former path), and without a cache; and the stream's frames/s after 16 and after 256
+  frames played (a frame's cost must not grow);
 * peak resident memory of the process after each part;
-* how the cached 8-step generation and the training step grow with the context length
+* how 8-step generation and the training step grow with the context length
   (T = 8, 16, 32) and the tokens per frame (64, 256).
 
 Usage::
@@ -35,19 +38,20 @@ import worldmodels  # noqa: E402
 WIDTH, DEPTH, HEADS, VOCAB, ACTION_DIM, BATCH = 128, 4, 4, 512, 32, 8
 
 
-def _dynamics(frames: int, grid: int) -> torch.nn.Module:
+def _dynamics(frames: int, grid: int, temporal_pos: str = "rope") -> torch.nn.Module:
     torch.manual_seed(0)
     return worldmodels.build("maskgit", kind="dynamics", vocab_size=VOCAB, token_grid=[grid, grid], max_frames=frames,
-                             action_dim=ACTION_DIM, dim=WIDTH, depth=DEPTH, num_heads=HEADS, mlp_ratio=4.0)
+                             action_dim=ACTION_DIM, dim=WIDTH, depth=DEPTH, num_heads=HEADS, mlp_ratio=4.0,
+                             temporal_pos=temporal_pos)
 
 
 def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def train_tokens_per_s(frames: int, grid: int, steps: int, bf16: bool) -> float:
+def train_tokens_per_s(frames: int, grid: int, steps: int, bf16: bool, temporal_pos: str = "rope") -> float:
     """Tokens/s of forward + backward + AdamW on ``BATCH`` clips (median step of ``steps`` after one warm-up)."""
-    dyn = _dynamics(frames, grid).train()
+    dyn = _dynamics(frames, grid, temporal_pos).train()
     opt = torch.optim.AdamW(dyn.parameters(), lr=1e-4)
     g = torch.Generator().manual_seed(1)
     tokens = torch.randint(0, VOCAB, (BATCH, frames, grid, grid), generator=g)
@@ -66,9 +70,10 @@ def train_tokens_per_s(frames: int, grid: int, steps: int, bf16: bool) -> float:
 
 
 @torch.no_grad()
-def frames_per_s(frames: int, grid: int, sampler_steps: int, use_cache: bool, repeats: int) -> float:
-    """Frames/s of one next frame from ``frames - 1`` context frames (batch 1), best of ``repeats``."""
-    dyn = _dynamics(frames, grid).eval()
+def frames_per_s(frames: int, grid: int, sampler_steps: int, use_cache: bool, repeats: int,
+                 temporal_pos: str = "absolute") -> float:
+    """Frames/s of one next frame from ``frames - 1`` context frames, prefilled afresh (batch 1), best of ``repeats``."""
+    dyn = _dynamics(frames, grid, temporal_pos).eval()
     sampler = worldmodels.build("maskgit", kind="sampler", steps=sampler_steps)
     g = torch.Generator().manual_seed(2)
     context = torch.randint(0, VOCAB, (1, frames - 1, grid, grid), generator=g)
@@ -79,6 +84,36 @@ def frames_per_s(frames: int, grid: int, sampler_steps: int, use_cache: bool, re
         start = time.perf_counter()
         sampler.sample(dyn, context, actions, generator=g, use_cache=use_cache)
         best = min(best, time.perf_counter() - start)
+    return 1.0 / best
+
+
+@torch.inference_mode()
+def stream_frames_per_s(frames: int, grid: int, sampler_steps: int, repeats: int, played: int = 0,
+                        timed: int = 16) -> float:
+    """Frames/s of a rotary model's stream (each frame appended to the key/value buffers, batch 1).
+
+    The stream opens on ``frames - 1`` context frames and plays ``played`` frames before the
+    timed ones; best of ``repeats`` runs of ``timed`` frames (sampling, the commit pass included).
+    """
+    dyn = _dynamics(frames, grid, "rope").eval()
+    sampler = worldmodels.build("maskgit", kind="sampler", steps=sampler_steps)
+    g = torch.Generator().manual_seed(2)
+    context = torch.randint(0, VOCAB, (1, frames - 1, grid, grid), generator=g)
+    actions = torch.randn(1, frames - 2, ACTION_DIM, generator=g)
+    stream = dyn.open_stream(context, actions, frames - 1)
+    step_actions = torch.randn(64, 1, ACTION_DIM, generator=g)
+
+    def play(n: int) -> None:
+        for i in range(n):
+            cache = stream.prepare(step_actions[i % 64])
+            stream.push(sampler.sample(dyn, context, actions, generator=g, cache=cache))
+
+    play(max(played, 2))  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        play(timed)
+        best = min(best, (time.perf_counter() - start) / timed)
     return 1.0 / best
 
 
@@ -94,23 +129,30 @@ def main(argv: list[str] | None = None) -> int:
     params = sum(p.numel() for p in _dynamics(16, 8).parameters()) / 1e6
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}; maskgit dynamics {params:.2f}M parameters: "
           f"{DEPTH} ST blocks, width {WIDTH}, {HEADS} heads, 8x8 tokens, 16 frames, vocabulary {VOCAB}")
-    for bf16 in (False, True):
-        rate = train_tokens_per_s(16, 8, args.train_steps, bf16)
-        print(f"train {'bf16' if bf16 else 'fp32'}: {rate:,.0f} tokens/s (batch {BATCH}); peak memory "
+    for temporal_pos, bf16 in (("rope", False), ("rope", True), ("absolute", False)):
+        rate = train_tokens_per_s(16, 8, args.train_steps, bf16, temporal_pos)
+        print(f"train {temporal_pos} {'bf16' if bf16 else 'fp32'}: {rate:,.0f} tokens/s (batch {BATCH}); peak memory "
               f"{_peak_mib():.0f} MiB", flush=True)
     for steps in (8, 25):
+        stream = stream_frames_per_s(16, 8, steps, args.repeats)
         cached = frames_per_s(16, 8, steps, True, args.repeats)
         plain = frames_per_s(16, 8, steps, False, args.repeats)
-        print(f"generate, {steps:>2} steps, 15 context frames: {cached:.1f} frames/s with the cache, {plain:.1f} "
-              f"without ({cached / plain:.2f}x); peak memory {_peak_mib():.0f} MiB", flush=True)
+        print(f"generate, {steps:>2} steps, 15 context frames: {stream:.1f} frames/s streaming (rotary), "
+              f"{cached:.1f} prefilling every frame (absolute), {plain:.1f} without a cache; stream/prefill "
+              f"{stream / cached:.2f}x, stream/none {stream / plain:.2f}x; peak memory {_peak_mib():.0f} MiB", flush=True)
+    early = stream_frames_per_s(16, 8, 8, args.repeats, played=16)
+    late = stream_frames_per_s(16, 8, 8, args.repeats, played=256)
+    print(f"stream, 8 steps: {early:.1f} frames/s after 16 frames played, {late:.1f} after 256 "
+          f"(late/early {late / early:.2f})", flush=True)
     if args.skip_growth:
         return 0
-    print("\ngrowth (8 steps, cached; training fp32):")
-    print(f"{'T':>3}  {'tokens/frame':>12}  {'frames/s':>9}  {'train tokens/s':>15}")
+    print("\ngrowth (8 steps; streaming, and prefilling every frame; training fp32, rotary):")
+    print(f"{'T':>3}  {'tokens/frame':>12}  {'stream f/s':>10}  {'prefill f/s':>11}  {'train tokens/s':>15}")
     for frames, grid in ((8, 8), (16, 8), (32, 8), (16, 16)):
-        fps = frames_per_s(frames, grid, 8, True, args.repeats)
+        fps = stream_frames_per_s(frames, grid, 8, args.repeats, timed=8)
+        prefill = frames_per_s(frames, grid, 8, True, args.repeats)
         tps = train_tokens_per_s(frames, grid, max(2, args.train_steps // 2), False)
-        print(f"{frames:>3}  {grid * grid:>12}  {fps:>9.1f}  {tps:>15,.0f}", flush=True)
+        print(f"{frames:>3}  {grid * grid:>12}  {fps:>10.1f}  {prefill:>11.1f}  {tps:>15,.0f}", flush=True)
     return 0
 
 

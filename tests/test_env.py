@@ -245,13 +245,15 @@ def test_step_uses_the_kv_cache_under_inference_mode(genie_model, monkeypatch) -
 
         return wrapper
 
-    for name in ("forward", "prefill", "next_logits"):
+    calls["open_stream"] = 0
+    for name in ("forward", "prefill", "next_logits", "open_stream"):
         monkeypatch.setattr(dynamics, name, spy(name))
-    env = WorldModelEnv(genie_model)  # 4 MaskGIT steps
+    env = WorldModelEnv(genie_model)  # 4 MaskGIT steps, rotary time: the episode keeps one stream
     env.reset(seed=0)
-    for action in (1, 2, 3):
+    for action in (1, 2, 3, 4, 5, 6):  # beyond num_frames = 4: the window slides, nothing is recomputed
         env.step(action)
-    assert calls["prefill"] == 3 and calls["next_logits"] == 3 * 4 and calls["forward"] == 0
+    assert calls["open_stream"] == 1 and calls["prefill"] == 0 and calls["forward"] == 0
+    assert calls["next_logits"] == 6 * 4
     assert all(calls["inference"])
     calls.update(forward=0, prefill=0, next_logits=0)
     env = WorldModelEnv(genie_model, use_cache=False)

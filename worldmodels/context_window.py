@@ -87,6 +87,26 @@ class ContextWindow:
         self._actions = torch.cat([self._actions, action.reshape(-1, 1).to(self._actions.device).long()], dim=1)
         self._slide()
 
+    def select(self, rows: Tensor) -> ContextWindow:
+        """The batch elements ``rows`` (``K`` indices) only: a new window of ``K`` rollouts."""
+        out = ContextWindow.__new__(ContextWindow)
+        out.frames, out.keep = self.frames, self.keep
+        out._tokens, out._actions = self._tokens.index_select(0, rows), self._actions.index_select(0, rows)
+        return out
+
+    @staticmethod
+    def cat(windows: list[ContextWindow]) -> ContextWindow:
+        """Windows of equal length and settings stacked along the batch."""
+        first = windows[0]
+        if any((len(w), w.frames, w.keep) != (len(first), first.frames, first.keep) for w in windows):
+            raise ValueError("Only context windows of one length and one setting can be stacked; got "
+                             f"{[(len(w), w.frames, w.keep) for w in windows]} (length, frames, keep).")
+        out = ContextWindow.__new__(ContextWindow)
+        out.frames, out.keep = first.frames, first.keep
+        out._tokens = torch.cat([w.tokens for w in windows])
+        out._actions = torch.cat([w.actions for w in windows])
+        return out
+
     def _slide(self) -> None:
         if self.keep is not None and self._tokens.shape[1] > self.keep:
             self._tokens = self._tokens[:, -self.keep :]

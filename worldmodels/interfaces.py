@@ -318,6 +318,43 @@ class DynamicsCache:
         self.action_embeddings = action_embeddings
 
 
+class DynamicsStream(abc.ABC):
+    """A rollout's running state inside a dynamics model: what it keeps between frames.
+
+    A dynamics that can append frames to what it has computed (a rolling key/value cache over
+    rotary temporal positions, a recurrent state) returns one from :meth:`Dynamics.open_stream`;
+    each new frame then costs only that frame, however long the rollout. One frame is predicted
+    at a time: :meth:`prepare` the prediction under an action, let a sampler refine it with the
+    returned cache, then :meth:`push` the chosen tokens.
+
+    Attributes:
+        batch: ``B``, the rollouts advanced together.
+        frames: frames pushed since the stream opened (the context included).
+    """
+
+    batch: int
+    frames: int
+
+    @abc.abstractmethod
+    def prepare(self, action_embedding: Tensor) -> DynamicsCache:
+        """The cache for predicting the next frame under ``action_embedding`` (``B D``)."""
+        raise NotImplementedError("prepare(action_embedding: B D) -> DynamicsCache")
+
+    @abc.abstractmethod
+    def push(self, frame_tokens: Tensor) -> None:
+        """Append the frame ``B h w`` predicted under the last :meth:`prepare`'s action."""
+        raise NotImplementedError("push(frame_tokens: B h w) -> None")
+
+    def select(self, rows: list[int]) -> DynamicsStream:
+        """A stream of the batch elements ``rows`` only (for rollouts that leave a batch)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot split its batch.")
+
+    @classmethod
+    def cat(cls, streams: list[DynamicsStream]) -> DynamicsStream:
+        """Streams at the same frame stacked along the batch (for rollouts that join one)."""
+        raise NotImplementedError(f"{cls.__name__} cannot stack streams.")
+
+
 class Dynamics(Component, abc.ABC):
     """Predicts the tokens of frame ``t+1`` from tokens of frames ``<= t`` and actions ``<= t``.
 
@@ -378,6 +415,29 @@ class Dynamics(Component, abc.ABC):
         """
         return DynamicsCache(tokens, action_embeddings)
 
+    def open_stream(self, tokens: Tensor, action_embeddings: Tensor, frames: int) -> DynamicsStream | None:
+        """Start a rollout whose frames are appended one at a time, or ``None`` if this dynamics cannot.
+
+        Without a stream (the default) every frame is predicted from the last
+        :meth:`history_frames` context frames afresh (:meth:`prefill`).
+
+        Args:
+            tokens: the rollout's first frames ``B T h w``.
+            action_embeddings: ``B T-1 D``, the actions between them.
+            frames: the past frames a prediction sees (the world model's context window).
+        """
+        return None
+
+    def history_frames(self, frames: int) -> int:
+        """Past frames that decide the next one when a prediction sees ``frames`` past frames.
+
+        ``frames`` for a dynamics that reads its context afresh (the default). A stream over
+        sliding-window attention reaches further: each cached frame carries its own window, so
+        ``depth`` layers look back ``depth * frames`` frames; the uncached path then reads that
+        many, so that it gives what the stream gives.
+        """
+        return frames
+
     def next_logits(self, draft: Tensor, cache: DynamicsCache) -> Tensor:
         """Logits ``B h w V`` for the frame being predicted given a ``draft`` ``B h w`` of it.
 
@@ -406,10 +466,17 @@ class Sampler(Component, abc.ABC):
         action_embeddings: Tensor,
         generator: torch.Generator | None = None,
         use_cache: bool = True,
+        cache: DynamicsCache | None = None,
     ) -> Tensor:
-        """sample(dynamics, tokens: B T h w, action_embeddings: B T D) -> next tokens: B h w int64 (or B h w L float)."""
+        """sample(dynamics, tokens: B T h w, action_embeddings: B T D) -> next tokens: B h w int64 (or B h w L float).
+
+        ``cache``, when given, is a prepared cache (:meth:`DynamicsStream.prepare`) to use
+        instead of :meth:`Dynamics.prefill`; ``tokens`` and ``action_embeddings`` are then the
+        same context, for samplers that read them.
+        """
         raise NotImplementedError(
-            "sample(dynamics, tokens: B T h w, action_embeddings: B T D, generator=None, use_cache=True) -> B h w"
+            "sample(dynamics, tokens: B T h w, action_embeddings: B T D, generator=None, use_cache=True, cache=None)"
+            " -> B h w"
         )
 
 

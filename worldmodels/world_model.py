@@ -30,7 +30,7 @@ from worldmodels.checkpoint import (
     save_tensors,
     write_json,
 )
-from worldmodels.context_window import ContextWindow, last_frames
+from worldmodels.context_window import last_frames
 from worldmodels.interfaces import (
     ActionModel,
     Dynamics,
@@ -42,6 +42,7 @@ from worldmodels.interfaces import (
     check_actions,
     check_video,
 )
+from worldmodels.rollout import Rollout
 
 
 def _pair(size: int | list[int] | tuple[int, int]) -> tuple[int, int]:
@@ -290,6 +291,25 @@ class WorldModel(nn.Module):
         """
         return max(1, self.num_frames - 1)
 
+    @property
+    def history_frames(self) -> int:
+        """Past frames that decide the next one: the context window, or more for a dynamics whose cached
+        frames carry their own window (:meth:`~worldmodels.Dynamics.history_frames`)."""
+        return self.dynamics.history_frames(self.context_window)
+
+    def rollout(
+        self, tokens: Tensor, actions: Tensor | None = None, *, keep: int | None = None, use_cache: bool = True
+    ) -> Rollout:
+        """Start a :class:`~worldmodels.rollout.Rollout` from token frames ``B T h w`` and the ``B T-1`` actions between them.
+
+        Args:
+            tokens: the first frames' tokens (:meth:`encode`).
+            actions: latent actions between them (``None`` for one frame).
+            keep: the most frames kept for reading back (``None``: all).
+            use_cache: use the dynamics' stream or key/value cache.
+        """
+        return Rollout(self, tokens, actions, keep=keep, use_cache=use_cache)
+
     @torch.no_grad()
     def predict_next_tokens(
         self,
@@ -301,7 +321,7 @@ class WorldModel(nn.Module):
         """Sample the tokens of the next frame.
 
         Args:
-            tokens: context ``B T h w`` (only the last ``num_frames - 1`` frames are used).
+            tokens: context ``B T h w`` (only the last :attr:`history_frames` are used).
             actions: ``B T`` latent actions; entry ``t`` leads from frame ``t`` to ``t+1``, so the
                 last one leads into the predicted frame.
             generator: random generator for the sampler.
@@ -316,7 +336,7 @@ class WorldModel(nn.Module):
                 f"{tuple(tokens.shape)} vs actions {tuple(actions.shape)}."
             )
         check_actions(actions, self.num_actions)
-        tokens, actions = last_frames(tokens, actions, self.context_window)
+        tokens, actions = last_frames(tokens, actions, self.history_frames)
         embeddings = self.action_model.embed(actions.long())
         return self.sampler.sample(self.dynamics, tokens, embeddings, generator=generator, use_cache=use_cache)
 
@@ -347,20 +367,16 @@ class WorldModel(nn.Module):
         b, t = video.shape[:2]
         action = torch.as_tensor(action, device=video.device).long().reshape(-1).expand(b)
         check_actions(action, self.num_actions, "action")
-        video = video[:, -self.context_window :]
+        video = video[:, -self.history_frames :]
         t = video.shape[1]
         if past_actions is None:
             past_actions = self.infer_actions(video) if t > 1 else video.new_zeros((b, 0), dtype=torch.long)
         else:
             past_actions = past_actions[:, -(t - 1) :] if t > 1 else past_actions[:, :0]
-        context = ContextWindow(self.tokenizer.encode(video), past_actions, frames=self.context_window,
-                                keep=self.num_frames)
-        tokens, actions = context.step_inputs(action)
-        next_tokens = self.predict_next_tokens(tokens, actions, generator=generator, use_cache=use_cache)
-        reward, terminated = self.predict_outcome(tokens, actions)
-        context.push(next_tokens, action)
-        frame = self.tokenizer.decode_last(context.tokens)
-        return StepOutput(frame=frame, tokens=next_tokens, reward=reward, terminated=terminated)
+        rollout = self.rollout(self.tokenizer.encode(video), past_actions, keep=self.num_frames, use_cache=use_cache)
+        out = rollout.step(action, generator=generator)
+        out.frame = rollout.decode_newest()
+        return out
 
     @torch.no_grad()
     def predict_outcome(self, tokens: Tensor, actions: Tensor) -> tuple[Tensor | None, Tensor | None]:
@@ -435,12 +451,10 @@ class WorldModel(nn.Module):
         all_actions = (
             self.infer_actions(video_ctx, prompt_actions) if video_ctx.shape[1] > 1 else actions.new_zeros((b, 0))
         )
-        context = ContextWindow(tokens, all_actions, frames=self.context_window)  # keeps every frame
+        rollout = self.rollout(tokens, all_actions, use_cache=use_cache)  # keeps every frame
         for n in range(actions.shape[1]):
-            step_tokens, step_actions = context.step_inputs(actions[:, n])
-            nxt = self.predict_next_tokens(step_tokens, step_actions, generator=generator, use_cache=use_cache)
-            context.push(nxt, actions[:, n])
-        generated = self._decode_long(context.tokens)[:, video_ctx.shape[1] :]
+            rollout.step(actions[:, n], generator=generator)
+        generated = self._decode_long(rollout.tokens)[:, video_ctx.shape[1] :]
         return torch.cat([video, generated], dim=1)
 
     def _decode_long(self, tokens: Tensor) -> Tensor:

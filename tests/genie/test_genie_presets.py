@@ -57,7 +57,7 @@ def test_preset_keyword_arguments_win() -> None:
     cfg = genie_tiny(num_frames=4, sampler={"steps": 3}, dynamics={"depth": 2})
     assert cfg["num_frames"] == 4 and cfg["sampler"]["steps"] == 3 and cfg["sampler"]["temperature"] == 0.5
     assert cfg["dynamics"] == {"name": "maskgit", "dim": 160, "depth": 2, "num_heads": 5, "token_patch": 2,
-                               "copy_prior": True, "mask_mode": "frame", "mask_rate_min": 0.0}
+                               "copy_prior": True, "mask_mode": "frame", "mask_rate_min": 0.0, "temporal_pos": "rope"}
 
 
 def test_show_command_reports_the_large_count(capsys) -> None:

@@ -3,12 +3,12 @@
 Axis legend: ``B`` worlds (``num_envs``), ``T`` kept frames of one world, ``h w`` token grid,
 ``H W`` pixels.
 
-Every :meth:`~WorldModelVectorEnv.step` runs the model once for all the worlds whose kept context
-has the same length (after the first ``num_frames`` steps, and between resets, that is all of
-them): one batched :meth:`~worldmodels.WorldModel.predict_next_tokens`, one batched outcome
-prediction and one batched decode of the newest frames. Each world keeps its own
-:class:`~worldmodels.context_window.ContextWindow` (tokens and actions, sliding), so a world that
-was reset continues from its own prompt while the others go on.
+Worlds started together form a cohort: one batched :class:`~worldmodels.rollout.Rollout` (tokens,
+actions and, for a dynamics that streams, its rolling key/value buffers). Every
+:meth:`~WorldModelVectorEnv.step` advances each cohort in one batched call (between resets, that
+is all the worlds at once) and decodes the newest frames in one batch. A world that is reset
+leaves its cohort and continues from its own prompt while the others go on; cohorts that reach
+the same point (same kept length, same stream position) merge again.
 
 Episodes end by the model's predicted termination (for dynamics that predict outcomes) or by
 ``max_episode_steps``; a finished world is reset on the *next* call of ``step`` (gymnasium's
@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -37,9 +38,9 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 from torch import Tensor
 
-from worldmodels.context_window import ContextWindow
 from worldmodels.envs.prompts import PromptLike, frame_to_uint8, prompt_to_video
 from worldmodels.envs.world_model_env import TERMINATION_THRESHOLD, _model_device, load_world_model
+from worldmodels.rollout import Rollout
 from worldmodels.world_model import WorldModel
 
 __all__ = ["WorldModelVectorEnv"]
@@ -107,7 +108,7 @@ class WorldModelVectorEnv(gym.vector.VectorEnv):
         self.single_action_space = spaces.Discrete(self.model.num_actions)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
-        self._windows: list[ContextWindow | None] = [None] * self.num_envs
+        self._cohorts: list[_Cohort] = []
         self._prompts: list[Tensor] = [self.default_prompt] * self.num_envs
         self._steps = np.zeros(self.num_envs, dtype=np.int64)
         self._needs_reset = np.zeros(self.num_envs, dtype=bool)
@@ -120,10 +121,11 @@ class WorldModelVectorEnv(gym.vector.VectorEnv):
 
     def context_tokens(self, index: int) -> Tensor:
         """The kept token context ``1 T h w`` of world ``index`` (newest last)."""
-        window = self._windows[index]
-        if window is None:
-            raise RuntimeError("Call reset() before reading a world's context.")
-        return window.tokens
+        for cohort in self._cohorts:
+            if index in cohort.worlds:
+                row = cohort.worlds.index(index)
+                return cohort.rollout.tokens[row : row + 1]
+        raise RuntimeError("Call reset() before reading a world's context.")
 
     # ------------------------------------------------------------------ gymnasium API
     def reset(
@@ -154,8 +156,9 @@ class WorldModelVectorEnv(gym.vector.VectorEnv):
         self._generator = torch.Generator(device=self.device).manual_seed(torch_seed)
         everyone = list(range(self.num_envs))
         with self._inference():
+            self._cohorts = []
             self._start(everyone)
-            frames = self._decode(everyone)
+            frames = self._decode()
         self._steps[:] = 0
         self._needs_reset[:] = False
         info = {"prompt_frames": np.array([p.shape[0] for p in self._prompts], dtype=np.int64)}
@@ -183,24 +186,17 @@ class WorldModelVectorEnv(gym.vector.VectorEnv):
         playing = [i for i in range(self.num_envs) if not self._needs_reset[i]]
         predicts = self.model.dynamics.predicts_outcomes
         with self._inference():
-            if restart:
-                self._start(restart)
-            for group in self._groups(playing):
+            self._leave(restart)
+            for cohort in self._cohorts:
+                group = cohort.worlds
                 step_action = torch.as_tensor(actions_B[group], device=self.device)
-                contexts = [self._window(i) for i in group]
-                inputs = [c.step_inputs(step_action[k : k + 1]) for k, c in enumerate(contexts)]
-                tokens = torch.cat([t for t, _ in inputs])
-                past_actions = torch.cat([a for _, a in inputs])
-                nxt = self.model.predict_next_tokens(tokens, past_actions, generator=self._generator,
-                                                     use_cache=self.use_cache)
-                reward, done = self.model.predict_outcome(tokens, past_actions) if predicts else (None, None)
-                for k, context in enumerate(contexts):
-                    context.push(nxt[k : k + 1], step_action[k : k + 1])
-                if reward is not None and done is not None:
-                    rewards[group] = reward.float().cpu().numpy()
-                    probability[group] = done.float().cpu().numpy()
+                out = cohort.rollout.step(step_action, generator=self._generator)
+                if out.reward is not None and out.terminated is not None:
+                    rewards[group] = out.reward.float().cpu().numpy()
+                    probability[group] = out.terminated.float().cpu().numpy()
                     terminated[group] = probability[group] > TERMINATION_THRESHOLD
-            frames = self._decode(list(range(self.num_envs)))
+            self._start(restart)  # after the others stepped: restarted worlds show their first frame
+            frames = self._decode()
         self._steps[playing] += 1
         self._steps[restart] = 0
         if self.max_episode_steps is not None:
@@ -216,36 +212,57 @@ class WorldModelVectorEnv(gym.vector.VectorEnv):
     def _prompt(self, prompt: PromptLike) -> Tensor:
         return prompt_to_video(prompt, self.model.image_size, self.model.in_channels, self.model.num_frames)
 
-    def _window(self, index: int) -> ContextWindow:
-        window = self._windows[index]
-        assert window is not None
-        return window
+    def _leave(self, indices: Sequence[int]) -> None:
+        """Take the worlds ``indices`` out of their cohorts (the rest of each cohort goes on)."""
+        leaving = set(indices)
+        kept: list[_Cohort] = []
+        for cohort in self._cohorts:
+            rows = [k for k, i in enumerate(cohort.worlds) if i not in leaving]
+            if len(rows) == len(cohort.worlds):
+                kept.append(cohort)
+            elif rows:
+                kept.append(_Cohort(cohort.rollout.select(rows), [cohort.worlds[k] for k in rows]))
+        self._cohorts = kept
 
     def _start(self, indices: Sequence[int]) -> None:
-        """(Re)start the worlds ``indices`` from their prompts, prompts of one length encoded together."""
+        """(Re)start the worlds ``indices`` from their prompts as new cohorts, then merge equal cohorts.
+
+        Prompts of one length are encoded together and become one cohort.
+        """
+        self._leave(indices)
+        kept = self._cohorts
         for group in _group_by(indices, lambda i: int(self._prompts[i].shape[0])):
             length = int(self._prompts[group[0]].shape[0])
             video = torch.stack([self._prompts[i] for i in group]).to(self.device)
             tokens = self.model.encode(video)
             actions = self.model.infer_actions(video).long() if length > 1 else None
-            for k, i in enumerate(group):
-                self._windows[i] = ContextWindow(tokens[k : k + 1], None if actions is None else actions[k : k + 1],
-                                                 frames=self.context_frames, keep=self.model.num_frames)
+            rollout = Rollout(self.model, tokens, actions, keep=self.model.num_frames, use_cache=self.use_cache,
+                              frames=self.context_frames)
+            kept.append(_Cohort(rollout, list(group)))
+        self._cohorts = kept
+        self._merge()
 
-    def _groups(self, indices: Sequence[int]) -> list[list[int]]:
-        """The worlds ``indices`` grouped by the length of their kept context (one batched call each)."""
-        return _group_by(indices, lambda i: len(self._window(i)))
+    def _merge(self) -> None:
+        """Stack the cohorts that have reached the same point (one batched call each from now on)."""
+        by_key: dict[tuple[int, int, int | None], list[_Cohort]] = {}
+        for cohort in self._cohorts:
+            by_key.setdefault(cohort.rollout.join_key(), []).append(cohort)
+        merged = []
+        for group in by_key.values():
+            if len(group) == 1:
+                merged.append(group[0])
+            else:
+                merged.append(_Cohort(Rollout.cat([c.rollout for c in group]), [i for c in group for i in c.worlds]))
+        self._cohorts = merged
 
-    def _decode(self, indices: Sequence[int]) -> np.ndarray:
-        """The newest frame of each world, decoded in batches of equal context length: ``B H W 3`` uint8."""
+    def _decode(self) -> np.ndarray:
+        """The newest frame of every world, decoded one batch per cohort: ``B H W 3`` uint8."""
         height, width = self.model.image_size
-        out = np.zeros((len(indices), height, width, 3), dtype=np.uint8)
-        position = {i: k for k, i in enumerate(indices)}
-        for group in self._groups(indices):
-            tokens = torch.cat([self._window(i).tokens for i in group])
-            frames = self.model.tokenizer.decode_last(tokens)
-            for k, i in enumerate(group):
-                out[position[i]] = frame_to_uint8(frames[k])
+        out = np.zeros((self.num_envs, height, width, 3), dtype=np.uint8)
+        for cohort in self._cohorts:
+            frames = cohort.rollout.decode_newest()
+            for k, i in enumerate(cohort.worlds):
+                out[i] = frame_to_uint8(frames[k])
         return out
 
     def _check_actions(self, actions: Any) -> np.ndarray:
@@ -261,6 +278,14 @@ class WorldModelVectorEnv(gym.vector.VectorEnv):
     def _inference(self) -> Iterator[None]:
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             yield
+
+
+@dataclass
+class _Cohort:
+    """Worlds advanced as one batch: their rollout, row ``k`` being world ``worlds[k]``."""
+
+    rollout: Rollout
+    worlds: list[int]
 
 
 def _group_by(indices: Sequence[int], key: Callable[[int], int]) -> list[list[int]]:

@@ -42,9 +42,9 @@ import torch
 from gymnasium import spaces
 from torch import Tensor
 
-from worldmodels.context_window import ContextWindow
 from worldmodels.envs.prompts import PromptLike, frame_to_uint8, prompt_to_video
 from worldmodels.interfaces import Sampler
+from worldmodels.rollout import Rollout
 from worldmodels.world_model import WorldModel
 
 if TYPE_CHECKING:
@@ -270,8 +270,7 @@ class WorldModelEnv(gym.Env):
         height, width = self.model.image_size
         self.observation_space = spaces.Box(0, 255, (height, width, 3), np.uint8)
         self.action_space = spaces.Discrete(self.model.num_actions)
-        self._tokens: Tensor | None = None  # 1 T h w, the last num_frames frames
-        self._actions: Tensor | None = None  # 1 T-1, the actions between them
+        self._rollout: Rollout | None = None  # the episode's frames, actions and dynamics stream
         self._frame: np.ndarray | None = None
         self._generator: torch.Generator | None = None
         self._steps = 0
@@ -298,17 +297,14 @@ class WorldModelEnv(gym.Env):
 
     @property
     def context_tokens(self) -> Tensor:
-        """The kept token context ``1 T h w`` (at most ``num_frames`` frames, newest last)."""
-        self._require_reset()
-        assert self._tokens is not None
-        return self._tokens
+        """The kept token context ``1 T h w`` (at most ``num_frames`` frames, or the dynamics'
+        :meth:`~worldmodels.Dynamics.history_frames` when that is longer; newest last)."""
+        return self._require_reset().tokens
 
     @property
     def context_actions(self) -> Tensor:
         """The latent actions ``1 T-1`` between the frames of :attr:`context_tokens`."""
-        self._require_reset()
-        assert self._actions is not None
-        return self._actions
+        return self._require_reset().actions
 
     @property
     def frame_index(self) -> int:
@@ -357,12 +353,15 @@ class WorldModelEnv(gym.Env):
             else:
                 actions = torch.zeros((1, 0), dtype=torch.long, device=self.device)
             _sync(self.device)
+            rollout = Rollout(self.model, tokens, actions, keep=self.model.num_frames, use_cache=self.use_cache,
+                              frames=self.context_frames)
+            _sync(self.device)
             tokenize_s = time.perf_counter() - start
             start = time.perf_counter()
             frame = self._decode_newest(tokens)
             _sync(self.device)
             decode_s = time.perf_counter() - start
-        self._tokens, self._actions, self._frame, self._steps = tokens, actions, frame, 0
+        self._rollout, self._frame, self._steps = rollout, frame, 0
         self.last_timings = {"tokenize_s": tokenize_s, "decode_s": decode_s}
         info = {"frame_index": 0, "prompt_frames": int(video.shape[0])}
         return frame.copy(), info
@@ -389,32 +388,26 @@ class WorldModelEnv(gym.Env):
         Shapes:
             observation ``H W 3`` uint8.
         """
-        self._require_reset()
+        rollout = self._require_reset()
         index = self._check_action(action)
-        assert self._tokens is not None and self._actions is not None
-        num_frames = self.model.num_frames
         with self._inference():
             start = time.perf_counter()
             step_action = torch.full((1,), index, dtype=torch.long, device=self.device)
-            context = ContextWindow(self._tokens, self._actions, frames=self.context_frames, keep=num_frames)
-            step_tokens, step_actions = context.step_inputs(step_action)
-            next_tokens = self.model.predict_next_tokens(
-                step_tokens, step_actions, generator=self._generator, use_cache=self.use_cache
-            )
-            reward, terminated = self.model.predict_outcome(step_tokens, step_actions)
-            context.push(next_tokens, step_action)  # slides the window once it is full
-            tokens, actions = context.tokens, context.actions
+            out = rollout.step(step_action, generator=self._generator)  # slides the window once it is full
+            reward, terminated = out.reward, out.terminated
+            tokens = rollout.tokens
             _sync(self.device)
             dynamics_s = time.perf_counter() - start
             start = time.perf_counter()
             frame = self._decode_newest(tokens)
             _sync(self.device)
             decode_s = time.perf_counter() - start
-        self._tokens, self._actions, self._frame = tokens, actions, frame
+        self._frame = frame
         self._steps += 1
         truncated = self.max_episode_steps is not None and self._steps >= self.max_episode_steps
         self.last_timings = {"dynamics_s": dynamics_s, "decode_s": decode_s}
-        info: dict[str, Any] = {"frame_index": self._steps, "action": index, "context_frames": int(tokens.shape[1])}
+        info: dict[str, Any] = {"frame_index": self._steps, "action": index,
+                                "context_frames": min(int(tokens.shape[1]), self.model.num_frames)}
         reward_value = float(reward[0]) if reward is not None else 0.0
         done = terminated is not None and float(terminated[0]) > TERMINATION_THRESHOLD
         if terminated is not None:
@@ -435,9 +428,10 @@ class WorldModelEnv(gym.Env):
         return self._frame.copy()
 
     # ------------------------------------------------------------------ helpers
-    def _require_reset(self) -> None:
-        if self._tokens is None:
+    def _require_reset(self) -> Rollout:
+        if self._rollout is None:
             raise RuntimeError("Call WorldModelEnv.reset() before step(), render() or reading the context.")
+        return self._rollout
 
     def _check_action(self, action: Any) -> int:
         if isinstance(action, (bool, np.bool_)):

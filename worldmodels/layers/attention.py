@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from worldmodels.layers.rope import apply_rotary
+
 KVPair = tuple[Tensor, Tensor]
 """Keys and values ``(S H L E, S H L E)`` of the positions seen so far."""
 
@@ -119,6 +121,7 @@ class Attention(nn.Module):
         attn_mask: Tensor | None = None,
         past_kv: KVPair | None = None,
         return_kv: bool = False,
+        rope: Tensor | None = None,
     ) -> Tensor | tuple[Tensor, KVPair]:
         """Attend over the ``L`` positions of each of ``S`` sequences.
 
@@ -131,15 +134,16 @@ class Attention(nn.Module):
             attn_mask: boolean ``L_q L_k`` mask (True = may attend), used instead of ``causal``.
             past_kv: keys and values of earlier positions to attend to as well (a KV cache).
             return_kv: also return the keys/values of ``x``'s positions (not including
-                ``past_kv``), to be cached.
+                ``past_kv``), to be cached (keys already rotated with ``rope``).
+            rope: rotary phases of ``x``'s positions (``L F``, :meth:`RotaryEmbedding.phases
+                <worldmodels.layers.rope.RotaryEmbedding.phases>`), applied to the queries and keys
+                after QK-norm; cached keys in ``past_kv`` must be rotated already.
 
         Returns:
             The output, and with ``return_kv`` the new ``(keys, values)``.
         """
         s, length, d = x.shape
-        qkv = self.qkv(x.reshape(s * length, d))
-        q, k, v = rearrange(qkv, "(s l) (three h e) -> three s h l e", s=s, three=3, h=self.num_heads)
-        q, k = self.q_norm(q), self.k_norm(k)
+        q, k, v = self._project(x, rope)
         new_kv = (k, v)
         if past_kv is not None:
             k = torch.cat([past_kv[0], k], dim=2)
@@ -156,3 +160,54 @@ class Attention(nn.Module):
         )
         out = self.proj(rearrange(out, "s h l e -> (s l) (h e)")).reshape(s, length, d)
         return (out, new_kv) if return_kv else out
+
+    def _project(self, x: Tensor, rope: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        """Queries, keys and values ``S H L E`` of ``x`` (``S L D``): QK-normalised, then rotated.
+
+        With RMS QK-norm, queries and keys are normalised in one call and rotated in one complex
+        multiplication (``S L 2 H E``): fewer small kernels, which is what a one-frame step costs.
+        """
+        s, length, d = x.shape
+        qkv_SL3HE = self.qkv(x.reshape(s * length, d)).view(s, length, 3, self.num_heads, self.head_dim)
+        if isinstance(self.q_norm, nn.RMSNorm) and isinstance(self.k_norm, nn.RMSNorm):
+            weight = torch.stack([self.q_norm.weight, self.k_norm.weight]).to(qkv_SL3HE.dtype)[:, None, :]
+            qk_SL2HE = F.rms_norm(qkv_SL3HE[:, :, :2], (self.head_dim,), None, self.q_norm.eps) * weight
+            if rope is not None:  # phases L F -> L 1 1 F
+                qk_SL2HE = apply_rotary(qk_SL2HE, rope[:, None, None, :])
+            q, k = rearrange(qk_SL2HE, "s l two h e -> two s h l e")
+            v = rearrange(qkv_SL3HE[:, :, 2], "s l h e -> s h l e")
+            return q, k, v
+        q, k, v = rearrange(qkv_SL3HE, "s l three h e -> three s h l e")
+        q, k = self.q_norm(q), self.k_norm(k)
+        if rope is not None:
+            q, k = apply_rotary(q, rope), apply_rotary(k, rope)  # L F against S H L F
+        return q, k, v
+
+    def attend_in_place(
+        self, x: Tensor, keys: Tensor, values: Tensor, slot: int, *, rope: Tensor | None = None,
+        key_mask: Tensor | None = None,
+    ) -> Tensor:
+        """One new position per sequence, attending over a fixed-size key/value buffer it is written into.
+
+        The new position's key and value overwrite slot ``slot`` of ``keys`` and ``values`` (in
+        place, no concatenation), then its query attends over every slot that ``key_mask`` allows.
+        A rolling cache of past frames (:class:`~worldmodels.layers.STStream`) calls this once per
+        layer and sampler pass.
+
+        Shapes: ``x: S 1 D``; ``keys, values: S H W E``; ``key_mask: 1 W`` bool (True = may attend;
+        ``None``: every slot) -> ``S 1 D``.
+        """
+        s, length, d = x.shape
+        if length != 1:
+            raise ValueError(f"attend_in_place takes one new position per sequence, got x of shape {tuple(x.shape)}.")
+        q, k, v = self._project(x, rope)
+        keys[:, :, slot] = k[:, :, 0]
+        values[:, :, slot] = v[:, :, 0]
+        h, e, w = self.num_heads, self.head_dim, keys.shape[2]
+        # one query against W keys: two batched matmuls beat the fused kernel's set-up at this size
+        scores = torch.bmm(q.reshape(s * h, 1, e).to(keys.dtype), keys.view(s * h, w, e).transpose(1, 2))
+        scores = scores * e**-0.5
+        if key_mask is not None:
+            scores = scores.masked_fill(~key_mask, float("-inf"))
+        out = torch.bmm(scores.softmax(-1), values.view(s * h, w, e))  # (S H) 1 E
+        return self.proj(out.view(s, h * e).to(x.dtype)).reshape(s, 1, d)

@@ -41,20 +41,26 @@ class FactorizedPosEmbed(nn.Module):
         max_frames: the most frames ``T`` it can encode.
         grid: token grid ``(h, w)``.
         kind: ``"learned"`` (tables initialised with std 0.02) or ``"sinusoidal"`` (fixed).
+        temporal: encode the frame index too; ``False`` for a model whose attention carries time
+            itself (rotary temporal positions): then any number of frames is accepted.
     """
 
-    def __init__(self, dim: int, max_frames: int, grid: tuple[int, int] | list[int], kind: str = "learned") -> None:
+    def __init__(
+        self, dim: int, max_frames: int, grid: tuple[int, int] | list[int], kind: str = "learned",
+        temporal: bool = True,
+    ) -> None:
         super().__init__()
         if kind not in POS_EMBED_KINDS:
             raise ValueError(f"pos_embed kind {kind!r} is not one of {POS_EMBED_KINDS}.")
         h, w = int(grid[0]), int(grid[1])
-        self.max_frames, self.grid, self.kind = max_frames, (h, w), kind
+        self.max_frames, self.grid, self.kind, self.temporal = max_frames, (h, w), kind, temporal
+        self.time: Tensor | None
         if kind == "learned":
-            self.time = nn.Parameter(torch.randn(max_frames, dim) * 0.02)
+            self.time = nn.Parameter(torch.randn(max_frames, dim) * 0.02) if temporal else None
             self.row = nn.Parameter(torch.randn(h, dim) * 0.02)
             self.col = nn.Parameter(torch.randn(w, dim) * 0.02)
         else:
-            self.register_buffer("time", sinusoidal_table(max_frames, dim), persistent=False)
+            self.register_buffer("time", sinusoidal_table(max_frames, dim) if temporal else None, persistent=False)
             self.register_buffer("row", sinusoidal_table(h, dim), persistent=False)
             self.register_buffer("col", sinusoidal_table(w, dim), persistent=False)
 
@@ -64,6 +70,9 @@ class FactorizedPosEmbed(nn.Module):
         Raises:
             ValueError: when the frames reach beyond ``max_frames``.
         """
+        space = (self.row[:, None, :] + self.col[None, :, :]).flatten(0, 1)
+        if self.time is None:
+            return space[None, :, :].expand(num_frames, -1, -1)
         if offset + num_frames > self.max_frames:
             raise ValueError(
                 f"Asked for positions of frames {offset}..{offset + num_frames - 1} but this model encodes at most "
@@ -71,5 +80,4 @@ class FactorizedPosEmbed(nn.Module):
                 "the model with a larger num_frames."
             )
         time = self.time[offset : offset + num_frames]
-        space = (self.row[:, None, :] + self.col[None, :, :]).flatten(0, 1)
         return time[:, None, :] + space[None, :, :]

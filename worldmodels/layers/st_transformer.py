@@ -11,6 +11,13 @@ attends over all ``T * N`` tokens at once (quadratic in ``T``) and exists for co
 
 Temporal (or full) attention can run with a key/value cache of past frames, so predicting a
 new frame costs only that frame's tokens.
+
+With rotary temporal positions (``temporal_rope=True``) temporal attention depends only on how
+far apart two frames are, and each frame attends to itself and the ``window - 1`` frames before
+it (sliding-window attention; with clips no longer than ``window`` that is plain causal
+attention). An :class:`STStream` then keeps each block's keys and values of the last ``window``
+frames in a ring buffer: every new frame computes only its own keys and values, once, and the
+cost of a frame does not grow with the frames played.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from torch.utils.checkpoint import checkpoint
 
 from worldmodels.layers.attention import Attention, KVPair
 from worldmodels.layers.mlp import Mlp
+from worldmodels.layers.rope import RotaryEmbedding
 
 ATTENTION_MODES: tuple[str, ...] = ("spatiotemporal", "full")
 """``spatiotemporal``: factorised spatial + temporal attention; ``full``: joint space-time attention."""
@@ -41,6 +49,64 @@ class STCache:
 
     kv: list[KVPair]
     num_frames: int
+
+
+@dataclass
+class STStream:
+    """Rolling keys and values of a frame stream through an :class:`STTransformer` with rotary time.
+
+    Frame ``f`` (counted from the stream's start) lives in slot ``f % window`` of every block's
+    buffers, its keys rotated at position ``f``; since rotary attention depends only on the
+    distance between frames, the buffers never need re-encoding as the window slides.
+
+    Attributes:
+        keys: per block, ``(B N) H W E`` with ``W = window`` slots.
+        values: per block, like ``keys``.
+        slot_frames: ``W`` long, the frame each slot holds (``-1``: none yet).
+        frames: frames committed so far; the next frame is number ``frames``.
+        window: ``W``, the frames one query sees (itself included).
+        batch: ``B``.
+    """
+
+    keys: list[Tensor]
+    values: list[Tensor]
+    slot_frames: Tensor
+    frames: int
+    window: int
+    batch: int
+
+    def select(self, rows: Tensor | list[int]) -> STStream:
+        """A stream of the batch elements ``rows`` only (copies)."""
+        rows_t = torch.as_tensor(rows, dtype=torch.long, device=self.slot_frames.device)
+
+        def pick(buffer: Tensor) -> Tensor:
+            per_b = buffer.unflatten(0, (self.batch, -1))
+            return per_b.index_select(0, rows_t).flatten(0, 1)
+
+        return STStream([pick(k) for k in self.keys], [pick(v) for v in self.values], self.slot_frames.clone(),
+                        self.frames, self.window, int(rows_t.numel()))
+
+    @staticmethod
+    def cat(streams: list[STStream]) -> STStream:
+        """Streams at the same frame stacked along the batch (they must share ``frames`` and ``window``)."""
+        first = streams[0]
+        if any(s.frames != first.frames or s.window != first.window for s in streams):
+            raise ValueError("Only streams at the same frame with the same window can be stacked; got "
+                             f"{[(s.frames, s.window) for s in streams]} (frames, window).")
+        keys = [torch.cat([s.keys[i] for s in streams]) for i in range(len(first.keys))]
+        values = [torch.cat([s.values[i] for s in streams]) for i in range(len(first.values))]
+        return STStream(keys, values, first.slot_frames.clone(), first.frames, first.window,
+                        sum(s.batch for s in streams))
+
+
+def window_causal_mask(frames: int, window: int, device: torch.device | None = None) -> Tensor:
+    """Sliding-window causal mask over frames: frame ``q`` sees itself and the ``window - 1`` frames before it.
+
+    Shapes: returns ``T T`` bool, True = may attend.
+    """
+    q = torch.arange(frames, device=device)[:, None]
+    k = torch.arange(frames, device=device)[None, :]
+    return (k <= q) & (k > q - window)
 
 
 def frame_causal_mask(
@@ -113,7 +179,12 @@ class STBlock(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio), dropout=dropout)
 
     def forward(
-        self, x_BTND: Tensor, past_kv: KVPair | None = None, return_kv: bool = False
+        self,
+        x_BTND: Tensor,
+        past_kv: KVPair | None = None,
+        return_kv: bool = False,
+        rope: Tensor | None = None,
+        temporal_mask: Tensor | None = None,
     ) -> Tensor | tuple[Tensor, KVPair]:
         """Apply the block.
 
@@ -123,20 +194,24 @@ class STBlock(nn.Module):
             x_BTND: tokens of ``T`` frames; with ``past_kv`` they follow the cached frames.
             past_kv: this block's cached keys/values of earlier frames.
             return_kv: also return the keys/values of ``x``'s frames (for caching).
+            rope: rotary phases of the ``T`` frames' temporal positions (``T F``).
+            temporal_mask: ``T T_k`` bool (True = may attend) for temporal attention, instead of
+                the causal rule (a sliding window).
         """
         b, t, n, _ = x_BTND.shape
         if self.attention == "spatiotemporal":
             x_SND = rearrange(x_BTND, "b t n d -> (b t) n d")
             x_SND = x_SND + self.spatial_attn(self.spatial_norm(x_SND))
             x_SLD = rearrange(x_SND, "(b t) n d -> (b n) t d", b=b)
-            mask, token_causal = None, self.causal
+            mask, token_causal = temporal_mask, self.causal and temporal_mask is None
         else:
             x_SLD = rearrange(x_BTND, "b t n d -> b (t n) d")
             past_frames = 0 if past_kv is None else past_kv[0].shape[2] // n
             mask = frame_causal_mask(t, past_frames + t, n, x_BTND.device) if self.causal and t > 1 else None
             token_causal = False  # the frame-level mask (or none, for a single new frame) does it
         attn, kv = self.temporal_attn(
-            self.temporal_norm(x_SLD), causal=token_causal, attn_mask=mask, past_kv=past_kv, return_kv=True
+            self.temporal_norm(x_SLD), causal=token_causal, attn_mask=mask, past_kv=past_kv, return_kv=True,
+            rope=rope,
         )
         x_SLD = x_SLD + attn
         x_SLD = x_SLD + self.mlp(self.mlp_norm(x_SLD))
@@ -145,6 +220,23 @@ class STBlock(nn.Module):
         else:
             out = rearrange(x_SLD, "b (t n) d -> b t n d", t=t)
         return (out, kv) if return_kv else out
+
+    def stream_step(
+        self, x_B1ND: Tensor, keys: Tensor, values: Tensor, slot: int, rope: Tensor, key_mask: Tensor | None
+    ) -> Tensor:
+        """One new frame after a rolling key/value buffer (see :class:`STStream`); writes its keys into ``slot``.
+
+        Shapes: ``x: B 1 N D -> B 1 N D``; ``keys, values: (B N) H W E``; ``key_mask: 1 W`` bool.
+        """
+        b, _, n, d = x_B1ND.shape
+        x_BND = x_B1ND.reshape(b, n, d)
+        x_BND = x_BND + self.spatial_attn(self.spatial_norm(x_BND))
+        x_S1D = x_BND.reshape(b * n, 1, d)
+        x_S1D = x_S1D + self.temporal_attn.attend_in_place(
+            self.temporal_norm(x_S1D), keys, values, slot, rope=rope, key_mask=key_mask
+        )
+        x_S1D = x_S1D + self.mlp(self.mlp_norm(x_S1D))
+        return x_S1D.view(b, 1, n, d)
 
 
 class STTransformer(nn.Module):
@@ -163,6 +255,10 @@ class STTransformer(nn.Module):
         attention: ``"spatiotemporal"`` or ``"full"``.
         dropout: dropout probability.
         grad_checkpointing: recompute each block in the backward pass to save activation memory.
+        temporal_rope: rotary temporal positions in the temporal attention (the caller then adds
+            no temporal position to the input); needed for :meth:`open_stream`.
+        window: with ``temporal_rope``, the frames a query sees (itself included) once a
+            sequence is longer than that: sliding-window attention. ``None``: all earlier frames.
     """
 
     def __init__(
@@ -177,15 +273,40 @@ class STTransformer(nn.Module):
         attention: str = "spatiotemporal",
         dropout: float = 0.0,
         grad_checkpointing: bool = False,
+        temporal_rope: bool = False,
+        window: int | None = None,
     ) -> None:
         super().__init__()
+        if temporal_rope and (attention != "spatiotemporal" or not causal):
+            raise ValueError("Rotary temporal positions need causal spatiotemporal attention "
+                             f"(attention='spatiotemporal', causal=True); got attention={attention!r}, causal={causal}.")
+        if window is not None and (window < 1 or not temporal_rope):
+            raise ValueError(f"window={window} needs temporal_rope=True and window >= 1.")
         self.causal = causal
         self.attention = attention
         self.grad_checkpointing = grad_checkpointing
+        self.window = window
         self.blocks = nn.ModuleList(
             STBlock(dim, num_heads, head_dim, mlp_ratio, qk_norm, causal, attention, dropout) for _ in range(depth)
         )
         self.norm = nn.LayerNorm(dim)
+        self.num_heads, self.head_dim = num_heads, head_dim if head_dim is not None else dim // num_heads
+        self.rope = RotaryEmbedding(self.head_dim) if temporal_rope else None
+
+    def _temporal(self, frames: int, offset: int, device: torch.device) -> tuple[Tensor | None, Tensor | None]:
+        """Rotary phases of frames ``offset ..`` and the sliding-window mask (``None`` within one window)."""
+        if self.rope is None:
+            return None, None
+        phases = self.rope.phases(torch.arange(offset, offset + frames, device=device))
+        mask = None
+        if self.window is not None and offset + frames > self.window:
+            if offset:
+                raise ValueError(
+                    f"A key/value cache of {offset} frames plus {frames} new ones outgrows the attention window "
+                    f"({self.window} frames); use open_stream/stream_step, which slide it."
+                )
+            mask = window_causal_mask(frames, self.window, device)
+        return phases, mask
 
     def forward(
         self, x_BTND: Tensor, cache: STCache | None = None, return_cache: bool = False
@@ -211,18 +332,88 @@ class STTransformer(nn.Module):
             raise ValueError(f"The cache holds {len(cache.kv)} blocks but this transformer has {len(self.blocks)}.")
         new_kv: list[KVPair] = []
         x = x_BTND
+        rope, mask = self._temporal(x_BTND.shape[1], cache.num_frames if cache is not None else 0, x_BTND.device)
         for i, block in enumerate(self.blocks):
             past = cache.kv[i] if cache is not None else None
             if self.grad_checkpointing and self.training and torch.is_grad_enabled() and not return_cache:
-                x = checkpoint(block, x, past, use_reentrant=False)
+                x = checkpoint(block, x, past, False, rope, mask, use_reentrant=False)
                 continue
             if return_cache:
-                x, kv = block(x, past, return_kv=True)
+                x, kv = block(x, past, return_kv=True, rope=rope, temporal_mask=mask)
                 new_kv.append(kv if past is None else (torch.cat([past[0], kv[0]], 2), torch.cat([past[1], kv[1]], 2)))
             else:
-                x = block(x, past)
+                x = block(x, past, rope=rope, temporal_mask=mask)
         x = self.norm(x)
         if not return_cache:
             return x
         past_frames = cache.num_frames if cache is not None else 0
         return x, STCache(kv=new_kv, num_frames=past_frames + x_BTND.shape[1])
+
+    # ------------------------------------------------------------------ streams (rotary time only)
+    def open_stream(self, x_BTND: Tensor, window: int | None = None) -> tuple[Tensor, STStream]:
+        """Run the first ``T`` frames of a stream and keep the keys and values of its last ``window``.
+
+        Shapes: ``x: B T N D -> B T N D`` (``T`` may be 0: an empty stream).
+
+        Args:
+            x_BTND: the frames' inputs (no temporal position added: the rotary one is applied).
+            window: the frames a query sees, itself included (default: the transformer's ``window``).
+
+        Returns:
+            The output of the ``T`` frames and the stream after them.
+        """
+        if self.rope is None:
+            raise ValueError("Streams need rotary temporal positions: build the STTransformer with temporal_rope=True.")
+        window = int(window or self.window or 0)
+        if window < 1:
+            raise ValueError("open_stream needs a window (frames a query sees): pass window= or build with window=.")
+        b, t, n, _ = x_BTND.shape
+        device = x_BTND.device
+        shape = (b * n, self.num_heads, window, self.head_dim)
+        dtype = x_BTND.dtype  # the dtype the keys come out in (bf16 under autocast)
+        if torch.is_autocast_enabled(device.type):
+            dtype = torch.get_autocast_dtype(device.type)
+        keys = [x_BTND.new_zeros(shape, dtype=dtype) for _ in self.blocks]
+        values = [x_BTND.new_zeros(shape, dtype=dtype) for _ in self.blocks]
+        slot_frames = torch.full((window,), -1, dtype=torch.long, device=device)
+        stream = STStream(keys, values, slot_frames, t, window, b)
+        if t == 0:
+            return x_BTND, stream
+        phases = self.rope.phases(torch.arange(t, device=device))
+        mask = window_causal_mask(t, window, device) if t > window else None
+        kept = torch.arange(max(0, t - window), t, device=device)
+        x = x_BTND
+        for i, block in enumerate(self.blocks):
+            x, (k, v) = block(x, return_kv=True, rope=phases, temporal_mask=mask)
+            keys[i][:, :, kept % window] = k[:, :, kept].to(dtype)
+            values[i][:, :, kept % window] = v[:, :, kept].to(dtype)
+        slot_frames[kept % window] = kept
+        return self.norm(x), stream
+
+    def stream_step(self, x_B1ND: Tensor, stream: STStream, commit: bool = False) -> Tensor:
+        """The next frame of a stream: attend over its window, computing only this frame.
+
+        Every call for the same frame overwrites that frame's slot (a sampler's refinement passes);
+        ``commit=True`` also advances the stream, so the next call is the frame after.
+
+        Shapes: ``x: B 1 N D -> B 1 N D``.
+        """
+        if self.rope is None:
+            raise ValueError("Streams need rotary temporal positions: build the STTransformer with temporal_rope=True.")
+        if x_B1ND.shape[1] != 1 or x_B1ND.shape[0] != stream.batch:
+            raise ValueError(f"stream_step takes one frame of the stream's {stream.batch} batch elements (B 1 N D), "
+                             f"got {tuple(x_B1ND.shape)}.")
+        frame, window = stream.frames, stream.window
+        slot = frame % window
+        stream.slot_frames[slot] = frame
+        key_mask = None
+        if frame < window - 1:  # the buffer is not full yet: empty slots stay unseen
+            key_mask = (stream.slot_frames >= 0)[None, :]  # 1 W: broadcast over sequences and heads
+        phases = self.rope.phases(torch.tensor([frame], device=x_B1ND.device))
+        x = x_B1ND
+        blocks: list[STBlock] = list(self.blocks)  # type: ignore[arg-type]  # a ModuleList of STBlocks
+        for i, block in enumerate(blocks):
+            x = block.stream_step(x, stream.keys[i], stream.values[i], slot, phases, key_mask)
+        if commit:
+            stream.frames += 1
+        return self.norm(x)

@@ -15,6 +15,11 @@ Axis legend: ``B`` batch, ``T`` frames, ``h w`` token grid, ``N = h * w``, ``D``
 * inference: :meth:`MaskGITDynamics.prefill` runs the context frames once and caches the keys and
   values of every temporal attention layer; each MaskGIT iteration then runs
   :meth:`MaskGITDynamics.next_logits` on the new frame's ``N`` tokens only;
+* ``temporal_pos="rope"``: rotary temporal positions in the temporal attention instead of a
+  learned frame table, and a sliding attention window of ``max_frames`` frames. A rollout then
+  keeps a :class:`MaskGITStream` (:meth:`MaskGITDynamics.open_stream`): each new frame computes its
+  own keys and values once (one extra pass with its final tokens, after the sampler's passes) and
+  nothing is recomputed as the window slides, so a frame costs the same however many were played;
 * ``token_patch = g > 1`` groups ``g x g`` neighbouring tokens into one transformer position
   (``P = N / g^2`` positions per frame, letters ``p q`` for the offsets inside a group): the input
   of a position is the sum of one embedding per slot of the group (each slot has its own table),
@@ -31,9 +36,10 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from worldmodels import Dynamics, DynamicsCache, register
+from worldmodels import Dynamics, DynamicsCache, DynamicsStream, register
 from worldmodels.interfaces import LossOutput
 from worldmodels.layers import FactorizedPosEmbed, FlatLinear, STCache, STTransformer, init_transformer_weights
+from worldmodels.layers.st_transformer import STStream
 
 COPY_LOGIT_INIT = 2.0
 """Initial bias of the copy prior: the previous frame's token starts ``e^2`` times likelier than the others."""
@@ -41,21 +47,79 @@ COPY_LOGIT_INIT = 2.0
 MASK_MODES: tuple[str, ...] = ("clip", "frame")
 """How training masks are drawn (see :class:`MaskGITDynamics`'s ``mask_mode``)."""
 
+TEMPORAL_POS: tuple[str, ...] = ("absolute", "rope")
+"""Temporal positions: a per-frame table added to the input, or rotary phases in the temporal attention."""
+
 
 class MaskGITCache(DynamicsCache):
     """Key/value cache of the context frames for one next-frame prediction.
 
     Attributes:
-        tokens: context tokens ``B T h w``.
+        tokens: context tokens ``B T h w`` (a stream's: its newest frame only, ``B 1 h w``).
         action_embeddings: ``B T E`` (entry ``T-1`` leads into the predicted frame).
-        st_cache: keys and values of the context frames, per ST block.
+        st_cache: keys and values of the context frames, per ST block (``None`` on a stream).
         frame_bias: ``B 1 N D``, positional encoding plus action embedding of the predicted frame.
+        stream: the rolling buffers the prediction writes into (rotary models), else ``None``.
     """
 
-    def __init__(self, tokens: Tensor, action_embeddings: Tensor, st_cache: STCache, frame_bias: Tensor) -> None:
+    def __init__(
+        self, tokens: Tensor, action_embeddings: Tensor, st_cache: STCache | None, frame_bias: Tensor,
+        stream: STStream | None = None,
+    ) -> None:
         super().__init__(tokens, action_embeddings)
         self.st_cache = st_cache
         self.frame_bias = frame_bias
+        self.stream = stream
+
+
+class MaskGITStream(DynamicsStream):
+    """A MaskGIT rollout's rolling key/value buffers (rotary temporal positions only).
+
+    Attributes:
+        st: the ST-transformer's :class:`~worldmodels.layers.STStream`.
+        last_tokens: the newest frame's tokens ``B 1 h w`` (for the copy prior).
+    """
+
+    def __init__(self, dynamics: MaskGITDynamics, st: STStream, last_tokens: Tensor) -> None:
+        self.dynamics, self.st, self.last_tokens = dynamics, st, last_tokens
+        self._pending: Tensor | None = None  # B 1 N D frame bias of the frame being predicted
+
+    @property
+    def batch(self) -> int:  # type: ignore[override]
+        return self.st.batch
+
+    @property
+    def frames(self) -> int:  # type: ignore[override]
+        return self.st.frames
+
+    def prepare(self, action_embedding: Tensor) -> MaskGITCache:
+        """The cache for the next frame under ``action_embedding`` (``B E``)."""
+        dyn = self.dynamics
+        dyn._check_actions(action_embedding[:, None], self.batch, 1)
+        self._pending = dyn.pos(1) + dyn.action_proj(action_embedding[:, None])[:, :, None, :]
+        return MaskGITCache(self.last_tokens, action_embedding[:, None], None, self._pending, stream=self.st)
+
+    def push(self, frame_tokens: Tensor) -> None:
+        """Commit the frame ``B h w`` predicted under the last :meth:`prepare`: one pass with its final tokens."""
+        if self._pending is None:
+            raise RuntimeError("push() follows prepare(action_embedding): which action led to this frame?")
+        x_B1ND = self.dynamics._embed_tokens(frame_tokens[:, None]) + self._pending
+        self.dynamics.transformer.stream_step(x_B1ND, self.st, commit=True)
+        self.last_tokens, self._pending = frame_tokens[:, None], None
+
+    def select(self, rows: list[int]) -> MaskGITStream:
+        """The rollouts ``rows`` of the batch only."""
+        rows_t = torch.as_tensor(rows, dtype=torch.long, device=self.last_tokens.device)
+        return MaskGITStream(self.dynamics, self.st.select(rows_t), self.last_tokens.index_select(0, rows_t))
+
+    @classmethod
+    def cat(cls, streams: list[DynamicsStream]) -> MaskGITStream:
+        """Streams at the same frame stacked along the batch."""
+        parts = [s for s in streams if isinstance(s, MaskGITStream)]
+        if len(parts) != len(streams) or not parts:
+            raise TypeError("MaskGITStream.cat stacks MaskGIT streams only.")
+        return MaskGITStream(parts[0].dynamics, STStream.cat([s.st for s in parts]),
+                             torch.cat([s.last_tokens for s in parts]))
 
 
 @register("dynamics", "maskgit")
@@ -96,6 +160,10 @@ class MaskGITDynamics(Dynamics):
             the previous frame holds at the same place (unless that one is masked): frames change
             little from one step to the next, so "as before" starts as the likely prediction and the
             network learns where the world moves instead of learning to copy it.
+        temporal_pos: ``"absolute"`` (a learned or sinusoidal table per frame, ``pos_embed``) or
+            ``"rope"``: rotary temporal positions and a sliding window of ``max_frames`` frames,
+            so a rollout appends frames to its key/value cache (:meth:`open_stream`) instead of
+            recomputing its context.
     """
 
     vocab_size: int  # token ids only: this dynamics reads discrete tokens
@@ -123,8 +191,13 @@ class MaskGITDynamics(Dynamics):
         token_patch: int = 1,
         mask_mode: str = "clip",
         copy_prior: bool = False,
+        temporal_pos: str = "absolute",
     ) -> None:
         super().__init__()
+        if temporal_pos not in TEMPORAL_POS:
+            raise ValueError(f"temporal_pos must be one of {TEMPORAL_POS}, got {temporal_pos!r}.")
+        self.temporal_pos = temporal_pos
+        rope = temporal_pos == "rope"
         token_grid = [int(token_grid[0]), int(token_grid[1])]
         if mask_mode not in MASK_MODES:
             raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {mask_mode!r}.")
@@ -148,10 +221,11 @@ class MaskGITDynamics(Dynamics):
         self._slot_offset: Tensor
         self.register_buffer("_slot_offset", torch.arange(g * g) * (vocab_size + 1), persistent=False)
         self.action_proj = nn.Linear(action_dim, dim)
-        self.pos = FactorizedPosEmbed(dim, max_frames, self.position_grid, pos_embed)
+        self.pos = FactorizedPosEmbed(dim, max_frames, self.position_grid, pos_embed, temporal=not rope)
         self.transformer = STTransformer(
             dim, depth, num_heads, head_dim, mlp_ratio=mlp_ratio, qk_norm=qk_norm, causal=True,
             attention=attention, dropout=dropout, grad_checkpointing=grad_checkpointing,
+            temporal_rope=rope, window=max_frames if rope else None,
         )  # fmt: skip
         self.head = FlatLinear(dim, g * g * vocab_size)
         self.apply(init_transformer_weights)
@@ -172,7 +246,7 @@ class MaskGITDynamics(Dynamics):
                 f"maskgit dynamics expects tokens shaped B T h w with a {self.grid[0]}x{self.grid[1]} grid, got "
                 f"shape {tuple(tokens.shape)}; was it built for another tokenizer?"
             )
-        if frames_needed > self.max_frames:
+        if frames_needed > self.max_frames and self.temporal_pos == "absolute":
             raise ValueError(
                 f"maskgit dynamics handles at most {self.max_frames} frames (max_frames, the model's num_frames) "
                 f"but was asked for {frames_needed}; shorten the context."
@@ -298,9 +372,37 @@ class MaskGITDynamics(Dynamics):
         b, t = tokens.shape[:2]
         self._check_tokens(tokens, t + 1)
         self._check_actions(action_embeddings, b, t)
+        if self.temporal_pos == "rope":  # the last max_frames - 1 frames' window, over any history
+            stream = self.open_stream(tokens, action_embeddings[:, : t - 1], self.max_frames - 1)
+            assert stream is not None
+            return stream.prepare(action_embeddings[:, t - 1])
         _, st_cache = self.transformer(self.embed_inputs(tokens, action_embeddings[:, : t - 1]), return_cache=True)
         frame_bias = self.pos(1, offset=t) + self.action_proj(action_embeddings[:, t - 1 :])[:, :, None, :]
         return MaskGITCache(tokens, action_embeddings, st_cache, frame_bias)
+
+    def open_stream(self, tokens: Tensor, action_embeddings: Tensor, frames: int) -> MaskGITStream | None:
+        """A rollout that appends frames to its key/value buffers (rotary models; ``None`` otherwise).
+
+        Shapes: ``tokens: B T h w``, ``action_embeddings: B T-1 E``.
+
+        Args:
+            tokens: the first frames.
+            action_embeddings: the actions between them.
+            frames: past frames a prediction sees (at most ``max_frames - 1``).
+        """
+        if self.temporal_pos != "rope":
+            return None
+        b, t = tokens.shape[:2]
+        self._check_tokens(tokens, 1)
+        self._check_actions(action_embeddings, b, t - 1)
+        if not 1 <= frames <= self.max_frames - 1:
+            raise ValueError(f"A prediction sees 1..{self.max_frames - 1} past frames (max_frames - 1), got {frames}.")
+        _, st = self.transformer.open_stream(self.embed_inputs(tokens, action_embeddings), window=frames + 1)
+        return MaskGITStream(self, st, tokens[:, -1:])
+
+    def history_frames(self, frames: int) -> int:
+        """``depth * frames`` with rotary positions (each cached frame carries its own window), else ``frames``."""
+        return frames * len(self.transformer.blocks) if self.temporal_pos == "rope" else frames
 
     def next_logits(self, draft: Tensor, cache: DynamicsCache) -> Tensor:
         """Logits of the predicted frame given its partly masked draft, computing only that frame.
@@ -310,7 +412,10 @@ class MaskGITDynamics(Dynamics):
         if not isinstance(cache, MaskGITCache):  # a plain cache from another code path: no speed-up
             return super().next_logits(draft, cache)
         x_B1ND = self._embed_tokens(draft[:, None]) + cache.frame_bias
-        h_B1ND = self.transformer(x_B1ND, cache=cache.st_cache)
+        if cache.stream is not None:
+            h_B1ND = self.transformer.stream_step(x_B1ND, cache.stream)
+        else:
+            h_B1ND = self.transformer(x_B1ND, cache=cache.st_cache)
         logits = self._logits(h_B1ND)
         if self.copy_prior:
             logits = self._add_copy_prior(logits, cache.tokens[:, -1:])

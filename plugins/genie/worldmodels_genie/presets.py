@@ -42,7 +42,8 @@ def genie_tiny(**kwargs: Any) -> dict[str, Any]:
     (``docs/design.rst``, ``docs/experiments.rst``): a per-frame convolutional FSQ tokenizer
     (``frame-vq``) with 4x4-pixel tokens and an L1 + gradient + hard-patch loss, so the player
     survives tokenisation; MaskGIT dynamics on 2x2 groups of tokens (``token_patch=2``); a narrow
-    latent action model; an 8-step sampler at temperature 0.5, most confident tokens first.
+    latent action model; an 8-step sampler at temperature 0.5, most confident tokens first;
+    rotary temporal positions, so play appends each frame to the key/value cache (every preset).
     """
     model_args = dict(
         image_size=64,
@@ -57,6 +58,7 @@ def genie_tiny(**kwargs: Any) -> dict[str, Any]:
         ),
         dynamics=dict(
             dim=160, depth=4, num_heads=5, token_patch=2, copy_prior=True, mask_mode="frame", mask_rate_min=0.0,
+            temporal_pos="rope",
         ),
         sampler=dict(steps=8, temperature=0.5, order="confidence"),
     )
@@ -77,7 +79,7 @@ def genie_small(**kwargs: Any) -> dict[str, Any]:
             patch_size=8, num_actions=8, action_dim=32,
             encoder_dim=512, encoder_depth=4, encoder_heads=8, decoder_dim=512, decoder_depth=4, decoder_heads=8,
         ),
-        dynamics=dict(dim=768, depth=12, num_heads=12),
+        dynamics=dict(dim=768, depth=12, num_heads=12, temporal_pos="rope"),
     )
     return _genie_config(model_args, kwargs)
 
@@ -104,6 +106,6 @@ def genie_large(**kwargs: Any) -> dict[str, Any]:
             patch_size=16, num_actions=8, action_dim=32,
             encoder_dim=1024, encoder_depth=10, encoder_heads=16, decoder_dim=1024, decoder_depth=10, decoder_heads=16,
         ),
-        dynamics=dict(dim=5120, depth=24, num_heads=36, head_dim=144),
+        dynamics=dict(dim=5120, depth=24, num_heads=36, head_dim=144, temporal_pos="rope"),
     )
     return _genie_config(model_args, kwargs)

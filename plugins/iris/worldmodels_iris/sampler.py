@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from worldmodels import Dynamics, Sampler, register
+from worldmodels import Dynamics, DynamicsCache, Sampler, register
 
 
 def _pick(logits_BV: Tensor, temperature: float, generator: torch.Generator | None) -> Tensor:
@@ -58,6 +58,7 @@ class AutoregressiveSampler(Sampler):
         action_embeddings: Tensor,
         generator: torch.Generator | None = None,
         use_cache: bool = True,
+        cache: DynamicsCache | None = None,
     ) -> Tensor:
         """Decode the next frame's tokens in ``h * w`` steps.
 
@@ -67,6 +68,8 @@ class AutoregressiveSampler(Sampler):
             action_embeddings: ``B T E``; entry ``T-1`` leads into the new frame.
             generator: random generator for the token draws.
             use_cache: keep the keys and values between tokens (``False`` reruns the sequence).
+            cache: unused: this sampler keeps its own per-token cache (``start_frame``), and the
+                IRIS transformer opens no stream.
         """
         if not (hasattr(dynamics, "start_frame") and hasattr(dynamics, "continue_frame")):
             raise TypeError(
@@ -78,14 +81,14 @@ class AutoregressiveSampler(Sampler):
         n = h * w
         chosen: list[Tensor] = []
         generator_model: Any = dynamics  # checked above: it has start_frame and continue_frame
-        cache = generator_model.start_frame(tokens, action_embeddings)  # also the uncached path's first token
+        state = generator_model.start_frame(tokens, action_embeddings)  # also the uncached path's first token
         for k in range(n):
             if use_cache or k == 0:
-                logits = cache.logits
+                logits = state.logits
             else:  # the plain path: the whole sequence again, with the tokens chosen so far
                 logits = generator_model.next_token_logits(tokens, action_embeddings, torch.stack(chosen, 1))
             token = _pick(logits, self.temperature, generator)
             chosen.append(token)
             if use_cache and k < n - 1:
-                cache = generator_model.continue_frame(cache, token)
+                state = generator_model.continue_frame(state, token)
         return torch.stack(chosen, 1).view(b, h, w)

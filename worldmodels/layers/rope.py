@@ -1,0 +1,52 @@
+"""Rotary position embeddings (RoPE, Su et al., 2021) for attention over frames.
+
+Axis legend: ``S`` sequences, ``H`` heads, ``L`` positions, ``E`` head width (even), ``F = E / 2``
+channel pairs.
+
+A query at position ``i`` and a key at position ``j`` are rotated by angles proportional to ``i``
+and ``j``; their dot product then depends on ``i - j`` only. Keys can therefore be cached once,
+rotated at the frame index they were computed for, and stay valid however far a sliding window
+has moved since: nothing is re-encoded when the oldest frame drops out. Channels ``2f, 2f + 1``
+form pair ``f`` (rotated as one complex number, a single multiplication). The angles are computed
+in float64 from integer positions, so a stream can run for millions of frames without the
+rotation drifting.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class RotaryEmbedding(nn.Module):
+    """The phases of rotary position embeddings for one head width.
+
+    Shapes: ``phases(positions: ...) -> ... F`` complex64.
+
+    Args:
+        head_dim: ``E``, the width of one attention head (must be even).
+        base: wavelength base; pair ``f`` turns by ``base^(-2f/E)`` radians per position.
+    """
+
+    def __init__(self, head_dim: int, base: float = 10000.0) -> None:
+        super().__init__()
+        if head_dim % 2:
+            raise ValueError(f"Rotary embeddings rotate pairs of channels: head_dim must be even, got {head_dim}.")
+        self.head_dim, self.base = int(head_dim), float(base)
+        exponent = torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim
+        self.inv_freq: Tensor
+        self.register_buffer("inv_freq", base**-exponent, persistent=False)
+
+    def phases(self, positions: Tensor) -> Tensor:
+        """Unit complex numbers ``exp(i * position * freq)``: integer ``positions`` (``...``) -> ``... F`` complex64."""
+        angles = positions.to(torch.float64)[..., None] * self.inv_freq.to(device=positions.device)
+        return torch.polar(torch.ones_like(angles), angles).to(torch.complex64)
+
+
+def apply_rotary(x: Tensor, phases: Tensor) -> Tensor:
+    """Rotate each channel pair of ``x`` by ``phases`` (broadcast against ``x``'s leading axes).
+
+    Shapes: ``x: ... E``, ``phases``: broadcastable to ``... F`` -> ``... E`` in ``x``'s dtype.
+    """
+    pairs = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))
+    return torch.view_as_real(pairs * phases).flatten(-2).to(x.dtype)

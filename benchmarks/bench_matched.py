@@ -10,6 +10,8 @@ embeddings), so it can be compared with other implementations measured at the sa
   buffers once, the presets' default), prefilling the context every frame (absolute positions,
   the former path), and without a cache; and the stream's frames/s after 16 and after 256
   frames played (a frame's cost must not grow);
+* the stream at 8 steps in fp32, with bf16 matmuls in the layers whose shape is faster so, and
+  under bf16 autocast, with the bf16 speed-up of each layer shape;
 * peak resident memory of the process after each part;
 * how 8-step generation and the training step grow with the context length
   (T = 8, 16, 32) and the tokens per frame (64, 256).
@@ -23,6 +25,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import resource
 import statistics
 import sys
@@ -34,6 +37,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import worldmodels  # noqa: E402
+from worldmodels.layers.bf16_linear import Bf16Linears, bf16_speedup  # noqa: E402
 
 WIDTH, DEPTH, HEADS, VOCAB, ACTION_DIM, BATCH = 128, 4, 4, 512, 32, 8
 
@@ -89,13 +93,17 @@ def frames_per_s(frames: int, grid: int, sampler_steps: int, use_cache: bool, re
 
 @torch.inference_mode()
 def stream_frames_per_s(frames: int, grid: int, sampler_steps: int, repeats: int, played: int = 0,
-                        timed: int = 16) -> float:
+                        timed: int = 16, bf16: str | bool = False) -> float:
     """Frames/s of a rotary model's stream (each frame appended to the key/value buffers, batch 1).
 
     The stream opens on ``frames - 1`` context frames and plays ``played`` frames before the
     timed ones; best of ``repeats`` runs of ``timed`` frames (sampling, the commit pass included).
+    ``bf16``: ``"auto"`` multiplies in bf16 in the layers whose shape is faster so
+    (:class:`~worldmodels.layers.bf16_linear.Bf16Linears`), ``True`` runs under bf16 autocast.
     """
     dyn = _dynamics(frames, grid, "rope").eval()
+    fast = Bf16Linears(dyn, rows=grid * grid) if bf16 == "auto" else contextlib.nullcontext()
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16 is True)
     sampler = worldmodels.build("maskgit", kind="sampler", steps=sampler_steps)
     g = torch.Generator().manual_seed(2)
     context = torch.randint(0, VOCAB, (1, frames - 1, grid, grid), generator=g)
@@ -108,12 +116,13 @@ def stream_frames_per_s(frames: int, grid: int, sampler_steps: int, repeats: int
             cache = stream.prepare(step_actions[i % 64])
             stream.push(sampler.sample(dyn, context, actions, generator=g, cache=cache))
 
-    play(max(played, 2))  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        play(timed)
-        best = min(best, (time.perf_counter() - start) / timed)
+    with fast, autocast:
+        play(max(played, 2))  # warm-up
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            play(timed)
+            best = min(best, (time.perf_counter() - start) / timed)
     return 1.0 / best
 
 
@@ -140,6 +149,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"generate, {steps:>2} steps, 15 context frames: {stream:.1f} frames/s streaming (rotary), "
               f"{cached:.1f} prefilling every frame (absolute), {plain:.1f} without a cache; stream/prefill "
               f"{stream / cached:.2f}x, stream/none {stream / plain:.2f}x; peak memory {_peak_mib():.0f} MiB", flush=True)
+    fp32 = stream_frames_per_s(16, 8, 8, args.repeats)
+    auto = stream_frames_per_s(16, 8, 8, args.repeats, bf16="auto")
+    autocast = stream_frames_per_s(16, 8, 8, args.repeats, bf16=True)
+    chosen = Bf16Linears(_dynamics(16, 8), rows=64).chosen
+    shapes = sorted({(m.in_features, m.out_features) for m in _dynamics(16, 8).modules()
+                     if isinstance(m, torch.nn.Linear)})
+    speedups = ", ".join(f"{i}->{o} {bf16_speedup(i, o, 64):.2f}x" for i, o in shapes)
+    print(f"stream, 8 steps, precision: fp32 {fp32:.1f} frames/s, bf16 where faster {auto:.1f} "
+          f"({auto / fp32:.2f}x; {len(chosen)} layers chosen), bf16 autocast {autocast:.1f} ({autocast / fp32:.2f}x); "
+          f"bf16 matmul speed-up per layer shape at 64 rows: {speedups}", flush=True)
     early = stream_frames_per_s(16, 8, 8, args.repeats, played=16)
     late = stream_frames_per_s(16, 8, 8, args.repeats, played=256)
     print(f"stream, 8 steps: {early:.1f} frames/s after 16 frames played, {late:.1f} after 256 "

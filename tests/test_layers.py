@@ -340,3 +340,35 @@ def test_fsq_round_trip_gradient_and_no_state() -> None:
         assert list(fsq.state_dict()) == []  # a fixed grid: nothing to save, nothing a forward can change
     with pytest.raises(ValueError, match="levels"):
         FiniteScalarQuantizer([1, 4])
+
+
+def test_bf16_linears_multiply_in_bf16_inside_and_restore_fp32_outside() -> None:
+    from worldmodels.layers.bf16_linear import Bf16Linears
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.GELU(), torch.nn.Linear(128, 32, bias=False))
+    x = torch.randn(16, 64)
+    with torch.no_grad():
+        exact = net(x)
+        everything = Bf16Linears(net, rows=16, margin=0.0)  # bf16 always "pays": every layer chosen
+        assert everything.chosen == ["0", "2"]
+        with everything:
+            approx = net(x)
+        assert approx.dtype == torch.float32 and not torch.equal(approx, exact)  # really multiplied in bf16
+        torch.testing.assert_close(approx, exact, atol=0.05, rtol=0.05)
+        assert torch.equal(net(x), exact)  # outside: fp32 again
+        assert Bf16Linears(net, rows=16, margin=float("inf")).chosen == []
+        net[0].weight.add_(1.0)  # a changed weight is cast again
+        with everything:
+            moved = net(x)
+        torch.testing.assert_close(moved, net(x), atol=0.5, rtol=0.05)
+
+
+def test_envs_accept_auto_bf16_and_refuse_other_values() -> None:
+    from worldmodels.envs import WorldModelEnv
+
+    env = WorldModelEnv("toy-world", bf16="auto")
+    env.reset(seed=0)
+    assert env.step(1)[0].shape[-1] == 3
+    with pytest.raises(ValueError, match="bf16 must be"):
+        WorldModelEnv("toy-world", bf16="fast")

@@ -367,7 +367,7 @@ class WorldModel(nn.Module):
         b, t = video.shape[:2]
         action = torch.as_tensor(action, device=video.device).long().reshape(-1).expand(b)
         check_actions(action, self.num_actions, "action")
-        video = video[:, -self.history_frames :]
+        video = video[:, -self.context_window :]  # a single step: the stream and the plain path agree on these
         t = video.shape[1]
         if past_actions is None:
             past_actions = self.infer_actions(video) if t > 1 else video.new_zeros((b, 0), dtype=torch.long)

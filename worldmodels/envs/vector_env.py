@@ -39,7 +39,14 @@ from gymnasium.vector.utils import batch_space
 from torch import Tensor
 
 from worldmodels.envs.prompts import PromptLike, frame_to_uint8, prompt_to_video
-from worldmodels.envs.world_model_env import TERMINATION_THRESHOLD, _model_device, load_world_model
+from worldmodels.envs.world_model_env import (
+    TERMINATION_THRESHOLD,
+    _model_device,
+    bf16_linears,
+    check_bf16,
+    decode_pays_in_bf16,
+    load_world_model,
+)
 from worldmodels.rollout import Rollout
 from worldmodels.world_model import WorldModel
 
@@ -57,7 +64,8 @@ class WorldModelVectorEnv(gym.vector.VectorEnv):
             ``None``: one black frame. ``reset(options={"prompts": [...]})`` gives one per world.
         max_episode_steps: truncate a world's episode after this many steps (``None``: never).
         use_cache: let the dynamics use its key/value cache across sampler iterations.
-        bf16: run the model under bfloat16 autocast.
+        bf16: ``True``: bfloat16 autocast; ``"auto"``: bf16 only for the dynamics' linear layers
+            whose shape runs faster in bf16 here; ``False``: fp32 (see :class:`~worldmodels.envs.WorldModelEnv`).
         context_frames: past frames the dynamics conditions on (default: the model's window).
         sampler_steps: override the sampler's steps per frame.
         device: where to run (default: where the model's parameters are).
@@ -78,7 +86,7 @@ class WorldModelVectorEnv(gym.vector.VectorEnv):
         prompt: PromptLike = None,
         max_episode_steps: int | None = None,
         use_cache: bool = True,
-        bf16: bool = False,
+        bf16: bool | str = False,
         context_frames: int | None = None,
         sampler_steps: int | None = None,
         device: str | torch.device | None = None,
@@ -96,7 +104,9 @@ class WorldModelVectorEnv(gym.vector.VectorEnv):
         self.device = _model_device(self.model)  # the single env's rule: parameters, then buffers, then CPU
         self.num_envs = int(num_envs)
         self.max_episode_steps = max_episode_steps
-        self.use_cache, self.bf16 = bool(use_cache), bool(bf16)
+        self.use_cache, self.bf16 = bool(use_cache), check_bf16(bf16)
+        self._bf16_linears = bf16_linears(self.model, batch=self.num_envs) if self.bf16 == "auto" else None
+        self._decode_bf16 = self.bf16 == "auto" and decode_pays_in_bf16(self.model, batch=self.num_envs)
         full_context = self.model.context_window
         if context_frames is not None and not 1 <= context_frames <= full_context:
             raise ValueError(f"context_frames must lie in 1..{full_context} (the model's num_frames - 1), "
@@ -260,7 +270,8 @@ class WorldModelVectorEnv(gym.vector.VectorEnv):
         height, width = self.model.image_size
         out = np.zeros((self.num_envs, height, width, 3), dtype=np.uint8)
         for cohort in self._cohorts:
-            frames = cohort.rollout.decode_newest()
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._decode_bf16):
+                frames = cohort.rollout.decode_newest().float()
             for k, i in enumerate(cohort.worlds):
                 out[i] = frame_to_uint8(frames[k])
         return out
@@ -276,8 +287,9 @@ class WorldModelVectorEnv(gym.vector.VectorEnv):
 
     @contextlib.contextmanager
     def _inference(self) -> Iterator[None]:
-        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            yield
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16 is True):
+            with self._bf16_linears or contextlib.nullcontext():
+                yield
 
 
 @dataclass

@@ -3,19 +3,21 @@
 Axis legend: ``T`` frames, ``C H W`` pixels, ``h w`` token grid, ``A`` latent actions.
 
 :class:`WorldModelEnv` wraps any :class:`~worldmodels.WorldModel` (a model object, a checkpoint
-directory or a preset name). ``reset`` tokenizes a prompt image once; every ``step`` then
+directory or a preset name). ``reset`` tokenizes a prompt image once and starts a
+:class:`~worldmodels.rollout.Rollout`; every ``step`` then
 
-1. samples the next frame's tokens from the kept token context and actions
-   (:meth:`~worldmodels.WorldModel.predict_next_tokens`; the sampler calls the dynamics'
-   :meth:`~worldmodels.Dynamics.prefill` once and :meth:`~worldmodels.Dynamics.next_logits` at
-   every MaskGIT iteration, so a dynamics with a key/value cache runs the context frames once
-   per step and only the new frame per iteration), and
+1. samples the next frame's tokens. For a dynamics that streams (``maskgit`` with rotary temporal
+   positions, the Genie presets) the rollout keeps each cached frame's keys and values in a
+   rolling buffer: a step runs the sampler's passes and one commit pass over the new frame's
+   tokens only, and the cost of a step does not grow with the frames played. Otherwise the
+   sampler calls :meth:`~worldmodels.Dynamics.prefill` once per step (the context frames) and
+   :meth:`~worldmodels.Dynamics.next_logits` at every iteration;
 2. decodes only the newest frame (from a window of the latest token frames).
 
 The past is never re-encoded: the env keeps the tokens of the last ``num_frames`` frames and
 the latent actions between them, and slides that window once it is full. Everything runs
-under :func:`torch.inference_mode`, optionally under bf16 autocast and with
-:func:`torch.compile`.
+under :func:`torch.inference_mode`, optionally under bf16 (autocast, or only the layers where
+bf16 is faster: ``bf16="auto"``) and with :func:`torch.compile`.
 
 Example:
     >>> import gymnasium as gym
@@ -44,6 +46,7 @@ from torch import Tensor
 
 from worldmodels.envs.prompts import PromptLike, frame_to_uint8, prompt_to_video
 from worldmodels.interfaces import Sampler
+from worldmodels.layers.bf16_linear import Bf16Linears
 from worldmodels.rollout import Rollout
 from worldmodels.world_model import WorldModel
 
@@ -184,7 +187,9 @@ class WorldModelEnv(gym.Env):
         render_mode: ``None`` or ``"rgb_array"`` (``render()`` returns the current frame).
         use_cache: let the dynamics use its key/value cache across MaskGIT iterations (same
             tokens, faster); ``False`` reruns the whole context at every iteration.
-        bf16: run the model under bfloat16 autocast.
+        bf16: ``True``: run the model under bfloat16 autocast; ``"auto"``: only the dynamics'
+            linear layers whose shape multiplies faster in bf16 on this machine do
+            (:class:`~worldmodels.layers.bf16_linear.Bf16Linears`, measured once); ``False``: fp32.
         compile: compile the model's inference path in place (:func:`compile_world_model`);
             a string names the :func:`torch.compile` backend.
         decode_window: token frames the tokenizer sees to decode the newest frame. ``None``
@@ -218,7 +223,7 @@ class WorldModelEnv(gym.Env):
         max_episode_steps: int | None = None,
         render_mode: str | None = None,
         use_cache: bool = True,
-        bf16: bool = False,
+        bf16: bool | str = False,
         compile: bool | str = False,  # noqa: A002 - mirrors torch.compile
         decode_window: int | None = None,
         context_frames: int | None = None,
@@ -248,7 +253,9 @@ class WorldModelEnv(gym.Env):
         self.render_mode = render_mode
         self.max_episode_steps = max_episode_steps
         self.use_cache = bool(use_cache)
-        self.bf16 = bool(bf16)
+        self.bf16 = check_bf16(bf16)
+        self._bf16_linears = bf16_linears(self.model, batch=1) if self.bf16 == "auto" else None
+        self._decode_bf16 = self.bf16 == "auto" and decode_pays_in_bf16(self.model, batch=1)
         num_frames = self.model.num_frames
         if decode_window is not None and not 1 <= decode_window <= num_frames:
             raise ValueError(
@@ -452,13 +459,51 @@ class WorldModelEnv(gym.Env):
 
     @contextlib.contextmanager
     def _inference(self) -> Iterator[None]:
-        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            yield
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16 is True):
+            with self._bf16_linears or contextlib.nullcontext():
+                yield
 
     def _decode_newest(self, tokens: Tensor) -> np.ndarray:
         """Decode the newest frame of ``tokens`` ``1 T h w`` from its last ``decode_window`` frames."""
         window = tokens[:, -self.decode_window :]
-        return frame_to_uint8(self.model.tokenizer.decode_last(window)[0])
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._decode_bf16):
+            return frame_to_uint8(self.model.tokenizer.decode_last(window)[0].float())
+
+
+def check_bf16(bf16: bool | str) -> bool | str:
+    """``False``, ``True`` or ``"auto"`` (see :class:`WorldModelEnv`'s ``bf16``); anything else is refused."""
+    if bf16 in (False, True, "auto"):
+        return bf16
+    raise ValueError(f"bf16 must be False, True (autocast) or 'auto' (bf16 only where it is faster), got {bf16!r}.")
+
+
+def bf16_linears(model: WorldModel, batch: int) -> Bf16Linears:
+    """The dynamics' linear layers that multiply faster in bf16 for one step of ``batch`` frames."""
+    grid = getattr(model.dynamics, "position_grid", model.token_grid)  # positions per frame, where they are grouped
+    return Bf16Linears(model.dynamics, rows=batch * int(grid[0]) * int(grid[1]))
+
+
+@torch.inference_mode()
+def decode_pays_in_bf16(model: WorldModel, batch: int, margin: float = 1.1) -> bool:
+    """Whether the tokenizer decodes ``batch`` newest frames at least ``margin`` times faster under bf16 autocast.
+
+    Measured once here (a few calls each way, alternated, best kept) on the model's device; only
+    on CPUs (on a GPU use ``bf16=True``) and for discrete tokens.
+    """
+    device = _model_device(model)
+    if device.type != "cpu" or getattr(model.tokenizer, "continuous", False):
+        return False
+    tokens = torch.zeros((batch, 1, *model.token_grid), dtype=torch.long, device=device)
+    best = {False: float("inf"), True: float("inf")}
+    for _ in range(3):
+        for bf16 in (False, True):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                model.tokenizer.decode_last(tokens)  # warm-up
+                start = time.perf_counter()
+                for _ in range(3):
+                    model.tokenizer.decode_last(tokens)
+                best[bf16] = min(best[bf16], time.perf_counter() - start)
+    return best[False] >= margin * best[True]
 
 
 def _model_device(model: WorldModel) -> torch.device:

@@ -184,30 +184,34 @@ class Attention(nn.Module):
         return q, k, v
 
     def attend_in_place(
-        self, x: Tensor, keys: Tensor, values: Tensor, slot: int, *, rope: Tensor | None = None,
-        key_mask: Tensor | None = None,
+        self, x: Tensor, keys: Tensor, values: Tensor, slots: list[int], *, rope: Tensor | None = None,
+        key_masks: list[Tensor | None] | None = None,
     ) -> Tensor:
-        """One new position per sequence, attending over a fixed-size key/value buffer it is written into.
+        """``K`` new positions per sequence, written into a fixed-size key/value buffer they attend over.
 
-        The new position's key and value overwrite slot ``slot`` of ``keys`` and ``values`` (in
-        place, no concatenation), then its query attends over every slot that ``key_mask`` allows.
-        A rolling cache of past frames (:class:`~worldmodels.layers.STStream`) calls this once per
-        layer and sampler pass.
+        Position ``k``'s key and value overwrite slot ``slots[k]`` of ``keys`` and ``values`` (in
+        place, no concatenation), then its query attends over every slot ``key_masks[k]`` allows,
+        before position ``k + 1`` is written: each position sees those before it. A rolling cache
+        of past frames (:class:`~worldmodels.layers.STStream`) calls this once per layer and pass.
 
-        Shapes: ``x: S 1 D``; ``keys, values: S H W E``; ``key_mask: 1 W`` bool (True = may attend;
-        ``None``: every slot) -> ``S 1 D``.
+        Shapes: ``x: S K D``; ``keys, values: S H W E``; ``rope: K F``; ``key_masks``: per
+        position ``1 W`` bool (True = may attend; ``None``: every slot) -> ``S K D``.
         """
         s, length, d = x.shape
-        if length != 1:
-            raise ValueError(f"attend_in_place takes one new position per sequence, got x of shape {tuple(x.shape)}.")
+        if length != len(slots):
+            raise ValueError(f"attend_in_place got {length} positions per sequence but {len(slots)} slots.")
         q, k, v = self._project(x, rope)
-        keys[:, :, slot] = k[:, :, 0]
-        values[:, :, slot] = v[:, :, 0]
         h, e, w = self.num_heads, self.head_dim, keys.shape[2]
-        # one query against W keys: two batched matmuls beat the fused kernel's set-up at this size
-        scores = torch.bmm(q.reshape(s * h, 1, e).to(keys.dtype), keys.view(s * h, w, e).transpose(1, 2))
-        scores = scores * e**-0.5
-        if key_mask is not None:
-            scores = scores.masked_fill(~key_mask, float("-inf"))
-        out = torch.bmm(scores.softmax(-1), values.view(s * h, w, e))  # (S H) 1 E
-        return self.proj(out.view(s, h * e).to(x.dtype)).reshape(s, 1, d)
+        outs: list[Tensor] = []
+        for j, slot in enumerate(slots):
+            keys[:, :, slot] = k[:, :, j]
+            values[:, :, slot] = v[:, :, j]
+            # one query against W keys: two batched matmuls beat the fused kernel's set-up at this size
+            scores = torch.bmm(q[:, :, j].reshape(s * h, 1, e).to(keys.dtype), keys.view(s * h, w, e).transpose(1, 2))
+            scores = scores * e**-0.5
+            mask = key_masks[j] if key_masks is not None else None
+            if mask is not None:
+                scores = scores.masked_fill(~mask, float("-inf"))
+            outs.append(torch.bmm(scores.softmax(-1), values.view(s * h, w, e)).view(s, h * e))  # S (H E)
+        out = outs[0] if length == 1 else torch.stack(outs, dim=1).reshape(s * length, h * e)
+        return self.proj(out.to(x.dtype)).reshape(s, length, d)

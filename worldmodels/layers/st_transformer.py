@@ -222,21 +222,26 @@ class STBlock(nn.Module):
         return (out, kv) if return_kv else out
 
     def stream_step(
-        self, x_B1ND: Tensor, keys: Tensor, values: Tensor, slot: int, rope: Tensor, key_mask: Tensor | None
+        self, x_BKND: Tensor, keys: Tensor, values: Tensor, slots: list[int], rope: Tensor,
+        key_masks: list[Tensor | None],
     ) -> Tensor:
-        """One new frame after a rolling key/value buffer (see :class:`STStream`); writes its keys into ``slot``.
+        """``K`` consecutive new frames after a rolling key/value buffer (see :class:`STStream`).
 
-        Shapes: ``x: B 1 N D -> B 1 N D``; ``keys, values: (B N) H W E``; ``key_mask: 1 W`` bool.
+        Frame ``k`` writes its keys and values into ``slots[k]`` and then attends over the buffer
+        (so it sees the frames before it, not the ones after).
+
+        Shapes: ``x: B K N D -> B K N D``; ``keys, values: (B N) H W E``; ``rope: K F``;
+        ``key_masks``: per frame ``1 W`` bool or ``None``.
         """
-        b, _, n, d = x_B1ND.shape
-        x_BND = x_B1ND.reshape(b, n, d)
-        x_BND = x_BND + self.spatial_attn(self.spatial_norm(x_BND))
-        x_S1D = x_BND.reshape(b * n, 1, d)
-        x_S1D = x_S1D + self.temporal_attn.attend_in_place(
-            self.temporal_norm(x_S1D), keys, values, slot, rope=rope, key_mask=key_mask
+        b, k, n, d = x_BKND.shape
+        x_SND = x_BKND.reshape(b * k, n, d)
+        x_SND = x_SND + self.spatial_attn(self.spatial_norm(x_SND))
+        x_SKD = rearrange(x_SND, "(b k) n d -> (b n) k d", b=b) if k > 1 else x_SND.reshape(b * n, 1, d)
+        x_SKD = x_SKD + self.temporal_attn.attend_in_place(
+            self.temporal_norm(x_SKD), keys, values, slots, rope=rope, key_masks=key_masks
         )
-        x_S1D = x_S1D + self.mlp(self.mlp_norm(x_S1D))
-        return x_S1D.view(b, 1, n, d)
+        x_SKD = x_SKD + self.mlp(self.mlp_norm(x_SKD))
+        return rearrange(x_SKD, "(b n) k d -> b k n d", b=b) if k > 1 else x_SKD.view(b, 1, n, d)
 
 
 class STTransformer(nn.Module):
@@ -390,30 +395,33 @@ class STTransformer(nn.Module):
         slot_frames[kept % window] = kept
         return self.norm(x), stream
 
-    def stream_step(self, x_B1ND: Tensor, stream: STStream, commit: bool = False) -> Tensor:
-        """The next frame of a stream: attend over its window, computing only this frame.
+    def stream_step(self, x_BKND: Tensor, stream: STStream, commit: bool = False) -> Tensor:
+        """The next ``K`` frames of a stream: attend over its window, computing only these frames.
 
-        Every call for the same frame overwrites that frame's slot (a sampler's refinement passes);
-        ``commit=True`` also advances the stream, so the next call is the frame after.
+        The first ``K - 1`` frames are committed (the stream advances past them); the last one is
+        committed only with ``commit=True``. Calls for the same uncommitted frame overwrite its
+        slot (a sampler's refinement passes); a call with ``K = 2`` commits the frame a sampler
+        has just finished and runs the first pass of the next one together.
 
-        Shapes: ``x: B 1 N D -> B 1 N D``.
+        Shapes: ``x: B K N D -> B K N D``.
         """
         if self.rope is None:
             raise ValueError("Streams need rotary temporal positions: build the STTransformer with temporal_rope=True.")
-        if x_B1ND.shape[1] != 1 or x_B1ND.shape[0] != stream.batch:
-            raise ValueError(f"stream_step takes one frame of the stream's {stream.batch} batch elements (B 1 N D), "
-                             f"got {tuple(x_B1ND.shape)}.")
-        frame, window = stream.frames, stream.window
-        slot = frame % window
-        stream.slot_frames[slot] = frame
-        key_mask = None
-        if frame < window - 1:  # the buffer is not full yet: empty slots stay unseen
-            key_mask = (stream.slot_frames >= 0)[None, :]  # 1 W: broadcast over sequences and heads
-        phases = self.rope.phases(torch.tensor([frame], device=x_B1ND.device))
-        x = x_B1ND
+        if x_BKND.shape[0] != stream.batch or x_BKND.shape[1] < 1:
+            raise ValueError(f"stream_step takes frames of the stream's {stream.batch} batch elements (B K N D), "
+                             f"got {tuple(x_BKND.shape)}.")
+        k, window = x_BKND.shape[1], stream.window
+        frames = list(range(stream.frames, stream.frames + k))
+        slots = [f % window for f in frames]
+        key_masks: list[Tensor | None] = []
+        for f, slot in zip(frames, slots):
+            stream.slot_frames[slot] = f
+            # until the buffer is full, empty slots stay unseen (1 W, broadcast over sequences and heads)
+            key_masks.append((stream.slot_frames >= 0)[None, :].clone() if f < window - 1 else None)
+        phases = self.rope.phases(torch.tensor(frames, device=x_BKND.device))
+        x = x_BKND
         blocks: list[STBlock] = list(self.blocks)  # type: ignore[arg-type]  # a ModuleList of STBlocks
         for i, block in enumerate(blocks):
-            x = block.stream_step(x, stream.keys[i], stream.values[i], slot, phases, key_mask)
-        if commit:
-            stream.frames += 1
+            x = block.stream_step(x, stream.keys[i], stream.values[i], slots, phases, key_masks)
+        stream.frames += k if commit else k - 1
         return self.norm(x)

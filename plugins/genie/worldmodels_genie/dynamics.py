@@ -59,21 +59,26 @@ class MaskGITCache(DynamicsCache):
         action_embeddings: ``B T E`` (entry ``T-1`` leads into the predicted frame).
         st_cache: keys and values of the context frames, per ST block (``None`` on a stream).
         frame_bias: ``B 1 N D``, positional encoding plus action embedding of the predicted frame.
-        stream: the rolling buffers the prediction writes into (rotary models), else ``None``.
+        stream: the rollout's stream the prediction runs in (rotary models), else ``None``.
     """
 
     def __init__(
         self, tokens: Tensor, action_embeddings: Tensor, st_cache: STCache | None, frame_bias: Tensor,
-        stream: STStream | None = None,
+        stream: MaskGITStream | None = None,
     ) -> None:
         super().__init__(tokens, action_embeddings)
         self.st_cache = st_cache
         self.frame_bias = frame_bias
         self.stream = stream
+        self.copy_bias: Tensor | None = None  # B 1 h w V, the copy prior's logit bias (built at the first pass)
 
 
 class MaskGITStream(DynamicsStream):
     """A MaskGIT rollout's rolling key/value buffers (rotary temporal positions only).
+
+    A pushed frame is committed lazily: its pass (with its final tokens, to write its keys and
+    values) runs together with the first sampler pass of the next frame, as one two-frame step;
+    a frame pushed last is never run again. :meth:`commit` runs a pending frame on its own.
 
     Attributes:
         st: the ST-transformer's :class:`~worldmodels.layers.STStream`.
@@ -82,7 +87,8 @@ class MaskGITStream(DynamicsStream):
 
     def __init__(self, dynamics: MaskGITDynamics, st: STStream, last_tokens: Tensor) -> None:
         self.dynamics, self.st, self.last_tokens = dynamics, st, last_tokens
-        self._pending: Tensor | None = None  # B 1 N D frame bias of the frame being predicted
+        self._bias: Tensor | None = None  # B 1 N D: position + action of the frame being predicted
+        self._uncommitted: Tensor | None = None  # B 1 N D: the input of a pushed frame not yet run
 
     @property
     def batch(self) -> int:  # type: ignore[override]
@@ -90,25 +96,43 @@ class MaskGITStream(DynamicsStream):
 
     @property
     def frames(self) -> int:  # type: ignore[override]
-        return self.st.frames
+        return self.st.frames + (self._uncommitted is not None)
 
     def prepare(self, action_embedding: Tensor) -> MaskGITCache:
         """The cache for the next frame under ``action_embedding`` (``B E``)."""
         dyn = self.dynamics
         dyn._check_actions(action_embedding[:, None], self.batch, 1)
-        self._pending = dyn.pos(1) + dyn.action_proj(action_embedding[:, None])[:, :, None, :]
-        return MaskGITCache(self.last_tokens, action_embedding[:, None], None, self._pending, stream=self.st)
+        self._bias = dyn.pos(1) + dyn.action_proj(action_embedding[:, None])[:, :, None, :]
+        return MaskGITCache(self.last_tokens, action_embedding[:, None], None, self._bias, stream=self)
 
     def push(self, frame_tokens: Tensor) -> None:
-        """Commit the frame ``B h w`` predicted under the last :meth:`prepare`: one pass with its final tokens."""
-        if self._pending is None:
+        """Append the frame ``B h w`` predicted under the last :meth:`prepare` (its pass runs with the next one)."""
+        if self._bias is None:
             raise RuntimeError("push() follows prepare(action_embedding): which action led to this frame?")
-        x_B1ND = self.dynamics._embed_tokens(frame_tokens[:, None]) + self._pending
-        self.dynamics.transformer.stream_step(x_B1ND, self.st, commit=True)
-        self.last_tokens, self._pending = frame_tokens[:, None], None
+        self.commit()
+        self._uncommitted = self.dynamics._embed_tokens(frame_tokens[:, None]) + self._bias
+        self.last_tokens, self._bias = frame_tokens[:, None], None
+
+    def commit(self) -> None:
+        """Run the pushed frame's pass now (its keys and values into the buffers), if it is pending."""
+        if self._uncommitted is not None:
+            self.dynamics.transformer.stream_step(self._uncommitted, self.st, commit=True)
+            self._uncommitted = None
+
+    def step(self, x_B1ND: Tensor) -> Tensor:
+        """One sampler pass over the predicted frame's input, after the pending frame if there is one.
+
+        Shapes: ``x: B 1 N D -> B 1 N D`` (the transformer's output).
+        """
+        if self._uncommitted is None:
+            return self.dynamics.transformer.stream_step(x_B1ND, self.st)
+        both = torch.cat([self._uncommitted, x_B1ND], dim=1)
+        self._uncommitted = None
+        return self.dynamics.transformer.stream_step(both, self.st)[:, 1:]
 
     def select(self, rows: list[int]) -> MaskGITStream:
         """The rollouts ``rows`` of the batch only."""
+        self.commit()
         rows_t = torch.as_tensor(rows, dtype=torch.long, device=self.last_tokens.device)
         return MaskGITStream(self.dynamics, self.st.select(rows_t), self.last_tokens.index_select(0, rows_t))
 
@@ -118,6 +142,8 @@ class MaskGITStream(DynamicsStream):
         parts = [s for s in streams if isinstance(s, MaskGITStream)]
         if len(parts) != len(streams) or not parts:
             raise TypeError("MaskGITStream.cat stacks MaskGIT streams only.")
+        for part in parts:
+            part.commit()
         return MaskGITStream(parts[0].dynamics, STStream.cat([s.st for s in parts]),
                              torch.cat([s.last_tokens for s in parts]))
 
@@ -285,9 +311,13 @@ class MaskGITDynamics(Dynamics):
 
         Shapes: ``logits: B T h w V``, ``previous: B T h w`` (the frame before each) -> ``B T h w V``.
         """
+        return logits_BThwV + self._copy_bias(previous_BThw, logits_BThwV.dtype)
+
+    def _copy_bias(self, previous_BThw: Tensor, dtype: torch.dtype) -> Tensor:
+        """:attr:`copy_logit` at the previous frame's token, 0 elsewhere: ``B T h w -> B T h w V``."""
         known = previous_BThw < self.vocab_size
-        bias = F.one_hot(previous_BThw.clamp_max(self.vocab_size - 1), self.vocab_size).to(logits_BThwV.dtype)
-        return logits_BThwV + self.copy_logit[0].to(logits_BThwV.dtype) * bias * known[..., None]
+        bias = F.one_hot(previous_BThw.clamp_max(self.vocab_size - 1), self.vocab_size).to(dtype)
+        return self.copy_logit[0].to(dtype) * bias * known[..., None]
 
     def embed_inputs(self, tokens: Tensor, action_embeddings: Tensor, offset: int = 0) -> Tensor:
         """Input embeddings: token + position + action (frame ``t`` gets the action leading into it).
@@ -413,10 +443,12 @@ class MaskGITDynamics(Dynamics):
             return super().next_logits(draft, cache)
         x_B1ND = self._embed_tokens(draft[:, None]) + cache.frame_bias
         if cache.stream is not None:
-            h_B1ND = self.transformer.stream_step(x_B1ND, cache.stream)
+            h_B1ND = cache.stream.step(x_B1ND)
         else:
             h_B1ND = self.transformer(x_B1ND, cache=cache.st_cache)
         logits = self._logits(h_B1ND)
-        if self.copy_prior:
-            logits = self._add_copy_prior(logits, cache.tokens[:, -1:])
+        if self.copy_prior:  # the previous frame is the same at every pass: its bias is built once
+            if cache.copy_bias is None or cache.copy_bias.dtype != logits.dtype:
+                cache.copy_bias = self._copy_bias(cache.tokens[:, -1:], logits.dtype)
+            logits = logits + cache.copy_bias
         return logits[:, 0]

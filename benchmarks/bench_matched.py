@@ -92,38 +92,50 @@ def frames_per_s(frames: int, grid: int, sampler_steps: int, use_cache: bool, re
 
 
 @torch.inference_mode()
-def stream_frames_per_s(frames: int, grid: int, sampler_steps: int, repeats: int, played: int = 0,
-                        timed: int = 16, bf16: str | bool = False) -> float:
+def stream_frames_per_s(frames: int, grid: int, sampler_steps: int, repeats: int, timed: int = 16,
+                        variants: dict[str, tuple[int, str | bool]] | None = None) -> dict[str, float]:
     """Frames/s of a rotary model's stream (each frame appended to the key/value buffers, batch 1).
 
-    The stream opens on ``frames - 1`` context frames and plays ``played`` frames before the
-    timed ones; best of ``repeats`` runs of ``timed`` frames (sampling, the commit pass included).
-    ``bf16``: ``"auto"`` multiplies in bf16 in the layers whose shape is faster so
-    (:class:`~worldmodels.layers.bf16_linear.Bf16Linears`), ``True`` runs under bf16 autocast.
+    Each variant ``name: (played, bf16)`` has its own stream, opened on ``frames - 1`` context
+    frames and advanced ``played`` frames before timing; ``bf16`` is ``False`` (fp32), ``"auto"``
+    (bf16 matmuls in the layers whose shape is faster so,
+    :class:`~worldmodels.layers.bf16_linear.Bf16Linears`) or ``True`` (bf16 autocast). The variants
+    are timed in alternation, ``timed`` frames at a time (sampling and the commit passes
+    included), best of ``repeats``: on a shared machine the load moves by tens of percent within
+    seconds, and alternating keeps the ratios fair.
     """
+    variants = variants or {"fp32": (0, False)}
     dyn = _dynamics(frames, grid, "rope").eval()
-    fast = Bf16Linears(dyn, rows=grid * grid) if bf16 == "auto" else contextlib.nullcontext()
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16 is True)
     sampler = worldmodels.build("maskgit", kind="sampler", steps=sampler_steps)
     g = torch.Generator().manual_seed(2)
     context = torch.randint(0, VOCAB, (1, frames - 1, grid, grid), generator=g)
     actions = torch.randn(1, frames - 2, ACTION_DIM, generator=g)
-    stream = dyn.open_stream(context, actions, frames - 1)
     step_actions = torch.randn(64, 1, ACTION_DIM, generator=g)
+    fast = Bf16Linears(dyn, rows=grid * grid)
 
-    def play(n: int) -> None:
+    def precision(bf16: str | bool) -> contextlib.AbstractContextManager:
+        if bf16 == "auto":
+            return fast
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16 is True)
+
+    def play(stream, n: int) -> None:  # noqa: ANN001
         for i in range(n):
             cache = stream.prepare(step_actions[i % 64])
             stream.push(sampler.sample(dyn, context, actions, generator=g, cache=cache))
 
-    with fast, autocast:
-        play(max(played, 2))  # warm-up
-        best = float("inf")
-        for _ in range(repeats):
-            start = time.perf_counter()
-            play(timed)
-            best = min(best, (time.perf_counter() - start) / timed)
-    return 1.0 / best
+    streams = {}
+    for name, (played, bf16) in variants.items():
+        with precision(bf16):
+            streams[name] = dyn.open_stream(context, actions, frames - 1)
+            play(streams[name], max(played, 2))  # warm-up
+    best = dict.fromkeys(variants, float("inf"))
+    for _ in range(repeats):
+        for name, (_, bf16) in variants.items():
+            with precision(bf16):
+                start = time.perf_counter()
+                play(streams[name], timed)
+                best[name] = min(best[name], (time.perf_counter() - start) / timed)
+    return {name: 1.0 / t for name, t in best.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,32 +155,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"train {temporal_pos} {'bf16' if bf16 else 'fp32'}: {rate:,.0f} tokens/s (batch {BATCH}); peak memory "
               f"{_peak_mib():.0f} MiB", flush=True)
     for steps in (8, 25):
-        stream = stream_frames_per_s(16, 8, steps, args.repeats)
+        stream = stream_frames_per_s(16, 8, steps, args.repeats)["fp32"]
         cached = frames_per_s(16, 8, steps, True, args.repeats)
         plain = frames_per_s(16, 8, steps, False, args.repeats)
         print(f"generate, {steps:>2} steps, 15 context frames: {stream:.1f} frames/s streaming (rotary), "
               f"{cached:.1f} prefilling every frame (absolute), {plain:.1f} without a cache; stream/prefill "
               f"{stream / cached:.2f}x, stream/none {stream / plain:.2f}x; peak memory {_peak_mib():.0f} MiB", flush=True)
-    fp32 = stream_frames_per_s(16, 8, 8, args.repeats)
-    auto = stream_frames_per_s(16, 8, 8, args.repeats, bf16="auto")
-    autocast = stream_frames_per_s(16, 8, 8, args.repeats, bf16=True)
+    rates = stream_frames_per_s(16, 8, 8, args.repeats + 2, timed=8, variants={
+        "fp32": (16, False), "auto": (16, "auto"), "autocast": (16, True), "late": (256, False)})
     chosen = Bf16Linears(_dynamics(16, 8), rows=64).chosen
     shapes = sorted({(m.in_features, m.out_features) for m in _dynamics(16, 8).modules()
                      if isinstance(m, torch.nn.Linear)})
     speedups = ", ".join(f"{i}->{o} {bf16_speedup(i, o, 64):.2f}x" for i, o in shapes)
-    print(f"stream, 8 steps, precision: fp32 {fp32:.1f} frames/s, bf16 where faster {auto:.1f} "
+    fp32, auto, autocast, late = rates["fp32"], rates["auto"], rates["autocast"], rates["late"]
+    print(f"stream, 8 steps, alternated: fp32 {fp32:.1f} frames/s, bf16 where faster {auto:.1f} "
           f"({auto / fp32:.2f}x; {len(chosen)} layers chosen), bf16 autocast {autocast:.1f} ({autocast / fp32:.2f}x); "
           f"bf16 matmul speed-up per layer shape at 64 rows: {speedups}", flush=True)
-    early = stream_frames_per_s(16, 8, 8, args.repeats, played=16)
-    late = stream_frames_per_s(16, 8, 8, args.repeats, played=256)
-    print(f"stream, 8 steps: {early:.1f} frames/s after 16 frames played, {late:.1f} after 256 "
-          f"(late/early {late / early:.2f})", flush=True)
+    print(f"stream, 8 steps, fp32: {fp32:.1f} frames/s after 16 frames played, {late:.1f} after 256 "
+          f"(late/early {late / fp32:.2f})", flush=True)
     if args.skip_growth:
         return 0
     print("\ngrowth (8 steps; streaming, and prefilling every frame; training fp32, rotary):")
     print(f"{'T':>3}  {'tokens/frame':>12}  {'stream f/s':>10}  {'prefill f/s':>11}  {'train tokens/s':>15}")
     for frames, grid in ((8, 8), (16, 8), (32, 8), (16, 16)):
-        fps = stream_frames_per_s(frames, grid, 8, args.repeats, timed=8)
+        fps = stream_frames_per_s(frames, grid, 8, args.repeats, timed=8)["fp32"]
         prefill = frames_per_s(frames, grid, 8, True, args.repeats)
         tps = train_tokens_per_s(frames, grid, max(2, args.train_steps // 2), False)
         print(f"{frames:>3}  {grid * grid:>12}  {fps:>10.1f}  {prefill:>11.1f}  {tps:>15,.0f}", flush=True)

@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sampler-steps", type=int, default=None, help="default: the preset's")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", choices=("fp32", "auto"), default="fp32",
+                        help="auto: bf16 only where it makes a step faster (the environments' bf16='auto')")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -48,16 +50,18 @@ def main(argv: list[str] | None = None) -> int:
     h, w = model.image_size
     steps = model.sampler.get_config().get("steps")
     print(f"torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()}; {args.preset}: "
-          f"{h}x{w} frames, {model.num_frames}-frame context, sampler steps {steps}; {args.frames} timed steps per row")
+          f"{h}x{w} frames, {model.num_frames}-frame context, sampler steps {steps}; {args.frames} timed steps per row; "
+          f"precision {args.precision}")
     print(f"{'B':>4}  {'frames/s total':>15}  {'frames/s per world':>19}  {'B single envs, frames/s':>24}  {'speed-up':>8}")
     compare = batches[len(batches) // 2]
     for b in batches:
         prompts = [rng.integers(0, 256, (model.num_frames, h, w, 3), dtype=np.uint8) for _ in range(b)]
-        envs = WorldModelVectorEnv(model, num_envs=b)
+        bf16 = "auto" if args.precision == "auto" else False
+        envs = WorldModelVectorEnv(model, num_envs=b, bf16=bf16)
         envs.reset(seed=0, options={"prompts": prompts})
         singles: list[WorldModelEnv] = []
         if b == compare:
-            singles = [WorldModelEnv(model) for _ in range(b)]
+            singles = [WorldModelEnv(model, bf16=bf16) for _ in range(b)]
             for env, prompt in zip(singles, prompts):
                 env.reset(seed=0, options={"prompt": prompt})
         envs.step(rng.integers(0, model.num_actions, b))  # warm-up

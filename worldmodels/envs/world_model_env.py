@@ -477,10 +477,33 @@ def check_bf16(bf16: bool | str) -> bool | str:
     raise ValueError(f"bf16 must be False, True (autocast) or 'auto' (bf16 only where it is faster), got {bf16!r}.")
 
 
-def bf16_linears(model: WorldModel, batch: int) -> Bf16Linears:
-    """The dynamics' linear layers that multiply faster in bf16 for one step of ``batch`` frames."""
+@torch.inference_mode()
+def bf16_linears(model: WorldModel, batch: int, margin: float = 1.05) -> Bf16Linears | None:
+    """The dynamics' bf16 linear layers for steps of ``batch`` frames, if they make a whole step faster.
+
+    The layers are chosen per shape (:class:`~worldmodels.layers.bf16_linear.Bf16Linears`); then a
+    few rollout steps from a blank frame are timed with and without them (alternated, best kept),
+    since the casts around a layer can take back what its product gains. ``None`` when no layer
+    is chosen or the steps are not at least ``margin`` times faster.
+    """
     grid = getattr(model.dynamics, "position_grid", model.token_grid)  # positions per frame, where they are grouped
-    return Bf16Linears(model.dynamics, rows=batch * int(grid[0]) * int(grid[1]))
+    fast = Bf16Linears(model.dynamics, rows=batch * int(grid[0]) * int(grid[1]))
+    if not fast.chosen or getattr(model.tokenizer, "continuous", False):
+        return None
+    tokens = torch.zeros((batch, 1, *model.token_grid), dtype=torch.long, device=_model_device(model))
+    best = {False: float("inf"), True: float("inf")}
+    generator = torch.Generator(device=tokens.device).manual_seed(0)
+    action = torch.zeros(batch, dtype=torch.long, device=tokens.device)
+    for _ in range(3):
+        for use in (False, True):
+            with fast if use else contextlib.nullcontext():
+                rollout = Rollout(model, tokens)
+                rollout.step(action, generator=generator)  # warm-up
+                start = time.perf_counter()
+                for _ in range(2):
+                    rollout.step(action, generator=generator)
+                best[use] = min(best[use], time.perf_counter() - start)
+    return fast if best[False] >= margin * best[True] else None
 
 
 @torch.inference_mode()

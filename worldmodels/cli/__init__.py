@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "show": ("worldmodels.cli.inspect", "Show a preset's or component's resolved config and parameter count."),
     "train": ("worldmodels.cli.train", "Train a model's stages (tokenizer, lam, dynamics, all) with checkpoints and logs."),
     "play": ("worldmodels.cli.play", "Play a learned world in a window, or headless into a GIF/MP4 file."),
+    "serve": ("worldmodels.cli.serve", "Play a learned world in the browser: a local web server (frames over a WebSocket)."),
     "record": ("worldmodels.cli.record", "Record an environment (coinrun, gym:ENV_ID) into a data set of shards."),
     "demo": ("worldmodels.cli.demo", "Record CoinRun, train genie-tiny, evaluate and play: the end-to-end demo."),
     "eval": ("worldmodels.cli.eval", "Evaluate a checkpoint on held-out clips: metrics, report and pictures."),

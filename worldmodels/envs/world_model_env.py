@@ -34,7 +34,8 @@ import operator
 import os
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+import weakref
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -477,8 +478,27 @@ def check_bf16(bf16: bool | str) -> bool | str:
     raise ValueError(f"bf16 must be False, True (autocast) or 'auto' (bf16 only where it is faster), got {bf16!r}.")
 
 
-@torch.inference_mode()
+_BF16_CHOICES: weakref.WeakKeyDictionary[WorldModel, dict[tuple[str, int], Any]] = weakref.WeakKeyDictionary()
+"""Per model, what ``bf16="auto"`` measured (so a second environment over it does not measure again)."""
+
+
+def _remembered(model: WorldModel, what: str, batch: int, measure: Callable[[], Any]) -> Any:
+    choices = _BF16_CHOICES.setdefault(model, {})
+    if (what, batch) not in choices:
+        choices[(what, batch)] = measure()
+    return choices[(what, batch)]
+
+
 def bf16_linears(model: WorldModel, batch: int, margin: float = 1.05) -> Bf16Linears | None:
+    """The dynamics' bf16 linear layers for steps of ``batch`` frames, if they make a whole step faster.
+
+    Measured once per model and batch (:func:`measure_bf16_linears`), then remembered.
+    """
+    return _remembered(model, "linears", batch, lambda: measure_bf16_linears(model, batch, margin))
+
+
+@torch.inference_mode()
+def measure_bf16_linears(model: WorldModel, batch: int, margin: float = 1.05) -> Bf16Linears | None:
     """The dynamics' bf16 linear layers for steps of ``batch`` frames, if they make a whole step faster.
 
     The layers are chosen per shape (:class:`~worldmodels.layers.bf16_linear.Bf16Linears`); then a
@@ -506,8 +526,13 @@ def bf16_linears(model: WorldModel, batch: int, margin: float = 1.05) -> Bf16Lin
     return fast if best[False] >= margin * best[True] else None
 
 
-@torch.inference_mode()
 def decode_pays_in_bf16(model: WorldModel, batch: int, margin: float = 1.1) -> bool:
+    """Whether decoding ``batch`` frames is faster under bf16 autocast (measured once per model: :func:`measure_decode_bf16`)."""
+    return bool(_remembered(model, "decode", batch, lambda: measure_decode_bf16(model, batch, margin)))
+
+
+@torch.inference_mode()
+def measure_decode_bf16(model: WorldModel, batch: int, margin: float = 1.1) -> bool:
     """Whether the tokenizer decodes ``batch`` newest frames at least ``margin`` times faster under bf16 autocast.
 
     Measured once here (a few calls each way, alternated, best kept) on the model's device; only

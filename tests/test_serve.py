@@ -1,0 +1,227 @@
+"""``worldmodels serve``: the key map, the session's checks, the server under abuse, and a real browser."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import worldmodels
+
+pytest.importorskip("starlette")
+pytest.importorskip("uvicorn")
+from websockets.sync.client import connect  # noqa: E402
+
+from worldmodels.envs import WorldModelEnv  # noqa: E402
+from worldmodels.serve.app import create_app, is_loopback  # noqa: E402
+from worldmodels.serve.keymap import keymap_from_report, keymap_from_table  # noqa: E402
+from worldmodels.serve.session import PlaySession  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+DOCS_SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "_static" / "serve.png"
+
+
+def _model() -> worldmodels.WorldModel:
+    small = dict(encoder_dim=32, encoder_depth=1, encoder_heads=2, decoder_dim=32, decoder_depth=1, decoder_heads=2)
+    torch.manual_seed(0)
+    return worldmodels.build(
+        "genie-tiny", image_size=32, num_frames=4, tokenizer=dict(small, name="st-vivit", vocab_size=64),
+        action_model=small, dynamics=dict(dim=32, depth=2, num_heads=2, copy_prior=False),
+        sampler={"steps": 2, "temperature": 0.0},
+    ).eval()
+
+
+def _report(path: Path, num_actions: int = 8) -> Path:
+    """A report.json whose table says: latent 2 is right, 5 is left, 1 is jump, 0 is stay (6 weakly left)."""
+    names = ["LEFT", "RIGHT", "UP", "NOOP"]
+    table = np.zeros((num_actions, 4))
+    table[2, 1], table[5, 0], table[1, 2], table[0, 3] = 40, 30, 25, 50
+    table[6, 0], table[6, 1], table[6, 3] = 3, 3, 3
+    table[3:5, 3] = 5
+    truth = {"available": True, "action_names": names, "contingency_table": table.tolist(),
+             "collapsed": {"groups": {"left": ["LEFT"], "right": ["RIGHT"], "jump": ["UP"], "stay": ["NOOP"]}}}
+    path.write_text(json.dumps({"latent_actions": {"ground_truth": truth}}))
+    return path
+
+
+def _png(colour: tuple[int, int, int] = (200, 30, 30), size: int = 40) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((size, size, 3), colour, np.uint8)).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+# ---------------------------------------------------------------------------------------- the key map
+def test_keys_go_to_the_latent_action_most_specific_to_each_control(tmp_path) -> None:
+    keymap = keymap_from_report(_report(tmp_path / "report.json"), 8)
+    assert keymap is not None and keymap.idle == 0
+    bound = {b.control: b for b in keymap.bindings}
+    assert bound["stay"].action == 0 and "ArrowDown" in bound["stay"].keys
+    assert bound["right"].action == 2 and "ArrowRight" in bound["right"].keys and bound["right"].confident
+    assert bound["left"].action == 5 and bound["jump"].action == 1 and " " in bound["jump"].keys
+    assert keymap.labels[2] == "right (100%)"
+    assert keymap_from_report(tmp_path / "report.json", 4) is None  # another model's table
+    assert keymap_from_report(tmp_path / "missing.json", 8) is None
+
+
+def test_a_weak_mapping_is_not_called_confident() -> None:
+    table = np.array([[10, 9, 11], [9, 11, 10], [12, 10, 9]], dtype=float)  # no latent action is specific
+    keymap = keymap_from_table(table, ["left", "right", "stay"], "test")
+    assert keymap.bindings and not any(b.confident for b in keymap.bindings)
+
+
+# ---------------------------------------------------------------------------------------- the session
+def test_malformed_messages_and_bad_uploads_leave_the_session_playable() -> None:
+    session = PlaySession(WorldModelEnv(_model()), prompts=[np.zeros((32, 32, 3), np.uint8)])
+    assert session.handle(json.dumps({"type": "reset", "prompt": {"kind": "heldout", "index": 0}}))[0]["type"] == "frame"
+    garbage = ["", "{", "[]", "null", "42", '{"type": 3}', '{"type": "explode"}', '{"type": "step"}',
+               '{"type": "step", "action": "3"}', '{"type": "step", "action": 99}', '{"type": "step", "action": true}',
+               '{"type": "step", "action": -1}', '{"type": "reset", "prompt": "/etc/passwd"}',
+               '{"type": "reset", "prompt": {"kind": "file", "path": "/etc/passwd"}}',
+               '{"type": "reset", "prompt": {"kind": "heldout", "index": 7}}', '{"type": "record", "format": "mp4"}',
+               b"\xff\xfe\x00", "[" * 100_000]
+    for i in range(200):
+        answer = session.handle(garbage[i % len(garbage)])
+        assert [a["type"] for a in answer] == ["error"] and answer[0]["message"]
+    not_images = [base64.b64encode(b"hello, not an image").decode(), "data:image/png;base64,!!!",
+                  "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n broken").decode(), "", 5,
+                  "data:text/plain;base64," + base64.b64encode(b"GIF89a" + b"\x00" * 40).decode()]
+    gif = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(gif, format="GIF")
+    not_images.append("data:image/gif;base64," + base64.b64encode(gif.getvalue()).decode())
+    for i in range(20):
+        prompt = {"kind": "image", "data": not_images[i % len(not_images)]}
+        answer = session.handle(json.dumps({"type": "reset", "prompt": prompt}))
+        assert answer[0]["type"] == "error", answer
+    assert "PNG" in session.handle(json.dumps({"type": "reset", "prompt": {"kind": "image", "data": not_images[-1]}}))[0]["message"]
+    frames = [session.handle(json.dumps({"type": "step", "action": a}))[0] for a in (1, 2)]
+    assert [f["type"] for f in frames] == ["frame", "frame"] and frames[-1]["step"] == 2
+    upload = session.handle(json.dumps({"type": "reset", "prompt": {"kind": "image", "data": _png()}}))[0]
+    assert upload["type"] == "frame" and upload["step"] == 0
+    record = session.handle(json.dumps({"type": "record", "format": "gif"}))[0]
+    assert record["type"] == "recording" and base64.b64decode(record["data"])[:6] == b"GIF89a"
+
+
+def test_different_actions_give_different_frames() -> None:
+    session = PlaySession(WorldModelEnv(_model()))
+    frames = []
+    for action in (1, 6):
+        session.handle(json.dumps({"type": "reset", "prompt": {"kind": "image", "data": _png((90, 160, 40))}}))
+        frames.append(session.handle(json.dumps({"type": "step", "action": action}))[0]["png"])
+    assert frames[0] != frames[1]
+
+
+def test_loopback_is_recognised() -> None:
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.4")
+
+
+# ---------------------------------------------------------------------------------------- a running server
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(tmp_path):
+    import uvicorn
+
+    model = _model()
+    checkpoint = model.save_pretrained(tmp_path / "model")
+    _report(tmp_path / "report.json")
+    app = create_app(str(checkpoint), report=str(tmp_path / "report.json"), bf16=False)
+    port = _free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws_max_size=4 * 1024 * 1024)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    yield f"127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def _until(ws, kind: str) -> dict:
+    while True:
+        message = json.loads(ws.recv(timeout=60))
+        if message["type"] == kind:
+            return message
+
+
+def test_the_server_answers_a_burst_of_malformed_messages_and_bad_uploads(server) -> None:
+    with connect(f"ws://{server}/ws", max_size=8 * 1024 * 1024) as ws:
+        _until(ws, "status")
+        ws.send(json.dumps({"type": "reset"}))
+        assert _until(ws, "frame")["step"] == 0
+        for i in range(200):
+            ws.send(["{", '{"type": "step", "action": 1000}', b"\x00\x01", '{"no": "type"}'][i % 4])
+        for _ in range(20):
+            ws.send(json.dumps({"type": "reset", "prompt": {"kind": "image", "data": base64.b64encode(b"text").decode()}}))
+        errors = [_until(ws, "error") for _ in range(220)]
+        assert all(e["message"] for e in errors)
+        ws.send(json.dumps({"type": "step", "action": 3}))
+        assert _until(ws, "frame")["step"] == 1  # still playable
+        with connect(f"ws://{server}/ws") as other:  # a second page shares the model, with its own world
+            _until(other, "status")
+            other.send(json.dumps({"type": "reset", "prompt": {"kind": "image", "data": _png()}}))
+            assert _until(other, "frame")["step"] == 0
+        ws.send(json.dumps({"type": "step", "action": 2}))
+        assert _until(ws, "frame")["step"] == 2
+
+
+# ---------------------------------------------------------------------------------------- a real browser
+def test_a_person_plays_in_a_browser(server, tmp_path) -> None:
+    from cdp_browser import Browser, find_chromium
+
+    executable = find_chromium()
+    if executable is None:
+        pytest.skip("no Chromium on PATH (apt-get install chromium; .ci/run installs it where it can)")
+    browser = Browser(executable)
+    try:
+        browser.navigate(f"http://{server}/")
+        browser.wait_for("document.getElementById('status').textContent.startsWith('ready') && "
+                         "document.getElementById('step').textContent === '0'")
+        legend = browser.evaluate("document.getElementById('legend').textContent")
+        assert "right" in legend and "confident" in legend and "latent 3" in legend  # ArrowRight -> latent 2 (shown 3)
+
+        def frame_after(key: str) -> tuple[str, int]:
+            browser.evaluate("document.getElementById('reset').click()")
+            browser.wait_for("document.getElementById('step').textContent === '0'")
+            before = int(browser.evaluate("Number(document.getElementById('step').textContent)"))
+            browser.key(key, hold=0.3)
+            browser.wait_for(f"Number(document.getElementById('step').textContent) > {before}")
+            time.sleep(0.3)
+            return browser.evaluate("document.getElementById('screen').toDataURL()"), int(
+                browser.evaluate("Number(document.getElementById('step').textContent)"))
+
+        right, steps = frame_after("ArrowRight")
+        left, _ = frame_after("ArrowLeft")
+        assert steps >= 1 and right != left  # two keys, two different worlds
+        not_an_image = tmp_path / "notes.png"
+        not_an_image.write_text("this is not an image")
+        browser.set_file("#upload", str(not_an_image))
+        browser.wait_for("document.getElementById('status').className === 'error'")
+        assert "image" in browser.evaluate("document.getElementById('status').textContent")
+        before = int(browser.evaluate("Number(document.getElementById('step').textContent)"))
+        browser.key("2", hold=0.3)  # play goes on after the refused upload
+        browser.wait_for(f"Number(document.getElementById('step').textContent) > {before}")
+        shot = browser.screenshot(tmp_path / "serve.png")
+        assert shot.stat().st_size > 1000
+        if os.environ.get("WORLDMODELS_UPDATE_SCREENSHOT"):
+            DOCS_SCREENSHOT.write_bytes(shot.read_bytes())
+    finally:
+        browser.close()

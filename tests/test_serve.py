@@ -225,3 +225,28 @@ def test_a_person_plays_in_a_browser(server, tmp_path) -> None:
             DOCS_SCREENSHOT.write_bytes(shot.read_bytes())
     finally:
         browser.close()
+
+
+def test_the_key_map_can_be_counted_from_data_with_true_actions() -> None:
+    from worldmodels.serve.keymap import contingency_from_data
+
+    class Recorded:
+        """Eight 4-frame clips with true actions 0..2 (left, right, noop) and their groups."""
+
+        num_actions, action_names = 3, ["LEFT", "RIGHT", "NOOP"]
+        action_groups = {"left": [0], "right": [1], "stay": [2]}
+
+        def __len__(self) -> int:
+            return 8
+
+        def __getitem__(self, i: int) -> dict:
+            g = torch.Generator().manual_seed(i)
+            return {"video": torch.rand(4, 3, 32, 32, generator=g), "actions": torch.tensor([i % 3, (i + 1) % 3, 2])}
+
+    model = _model()
+    table, names = contingency_from_data(model, Recorded(), split=None, max_clips=8)
+    assert names == ["left", "right", "stay"] and table.shape == (model.num_actions, 3)
+    assert table.sum() == 8 * 3  # every transition counted once
+    assert table[:, 2].sum() == sum([i % 3, (i + 1) % 3, 2].count(2) for i in range(8))
+    keymap = keymap_from_table(table, names, "recorded")
+    assert {b.control for b in keymap.bindings} == {"left", "right", "stay"}

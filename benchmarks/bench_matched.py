@@ -164,9 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     rates = stream_frames_per_s(16, 8, 8, args.repeats + 2, timed=8, variants={
         "fp32": (16, False), "auto": (16, "auto"), "autocast": (16, True), "late": (256, False)})
     chosen = Bf16Linears(_dynamics(16, 8), rows=64).chosen
-    shapes = sorted({(m.in_features, m.out_features) for m in _dynamics(16, 8).modules()
+    shapes = sorted({(m.in_features, m.out_features, m.bias is not None) for m in _dynamics(16, 8).modules()
                      if isinstance(m, torch.nn.Linear)})
-    speedups = ", ".join(f"{i}->{o} {bf16_speedup(i, o, 64):.2f}x" for i, o in shapes)
+    speedups = ", ".join(f"{i}->{o}{'' if b else ' (no bias)'} {bf16_speedup(i, o, 64, bias=b):.2f}x"
+                         for i, o, b in shapes)  # the shapes (and bias) Bf16Linears decided on
     fp32, auto, autocast, late = rates["fp32"], rates["auto"], rates["autocast"], rates["late"]
     print(f"stream, 8 steps, alternated: fp32 {fp32:.1f} frames/s, bf16 where faster {auto:.1f} "
           f"({auto / fp32:.2f}x; {len(chosen)} layers chosen), bf16 autocast {autocast:.1f} ({autocast / fp32:.2f}x); "

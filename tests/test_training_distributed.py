@@ -24,10 +24,21 @@ from worldmodels.training.loggers import read_metrics
 TESTS_DIR = Path(__file__).resolve().parent
 
 WORKER = """
+import gc
 import sys
 sys.path.insert(0, {tests!r})
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 import toy_components  # registers toy-world
 from worldmodels.cli import main
+
+destroy = dist.destroy_process_group
+def checked_destroy(*args, **kwargs):
+    # a DDP wrapper alive when the group ends frees its gloo work at interpreter exit: SIGABRT on some runs
+    alive = sum(isinstance(o, DistributedDataParallel) for o in gc.get_objects())
+    assert alive == 0, f"{{alive}} DistributedDataParallel wrapper(s) outlive the process group"
+    destroy(*args, **kwargs)
+dist.destroy_process_group = checked_destroy
 sys.exit(main(["train", *sys.argv[1:]]))
 """
 

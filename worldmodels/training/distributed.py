@@ -10,6 +10,7 @@ code path runs on CPU in tests. Models are wrapped with PyTorch's own engines on
 from __future__ import annotations
 
 import datetime
+import gc
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -138,8 +139,15 @@ def setup_distributed(device: str = "auto") -> DistContext:
 
 
 def teardown_distributed(ctx: DistContext) -> None:
-    """End the process group if :func:`setup_distributed` started it."""
+    """End the process group if :func:`setup_distributed` started it.
+
+    Unreachable objects are collected first: a finished trainer's DDP wrapper sits in a
+    reference cycle, and if its reducer outlived the group, gloo's pending work would be freed
+    during interpreter shutdown, which aborts the process (SIGABRT, "terminate called without
+    an active exception") on some exits.
+    """
     if ctx.owns_group and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 

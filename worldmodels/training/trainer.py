@@ -461,6 +461,9 @@ class Trainer:
                 restore_trainable(self.model, self._previous_flags)
                 self._previous_flags = None
             if self.ctx is not None:
+                if self.ctx.owns_group and getattr(self, "_wrapped", None) is not None:
+                    # the process group ends here: nothing may keep the DDP reducer (and its gloo work) past it
+                    self._wrapped = self._module = self.stage_module
                 teardown_distributed(self.ctx)
 
     def _fit(self) -> StageResult:

@@ -7,6 +7,7 @@ and both only forward these same protocol calls; the handful a test needs are he
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import json
 import shutil
@@ -54,7 +55,8 @@ class Browser:
         port = int(port_file.read_text().split()[0])
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as answer:
             pages = [t for t in json.loads(answer.read()) if t.get("type") == "page"]
-        self.ws = connect(pages[0]["webSocketDebuggerUrl"], max_size=64 * 1024 * 1024)
+        self._stack = contextlib.ExitStack()
+        self.ws = self._stack.enter_context(connect(pages[0]["webSocketDebuggerUrl"], max_size=64 * 1024 * 1024))
         self.ids = itertools.count(1)
         self.call("Page.enable")
         self.call("Runtime.enable")

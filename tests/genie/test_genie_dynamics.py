@@ -57,18 +57,55 @@ def test_training_mask(make_dynamics, random_tokens) -> None:
     assert rates.std() > 0.05, "the rate must vary from clip to clip"
 
 
-def test_loss_is_cross_entropy_on_masked_tokens_only(make_dynamics, random_tokens) -> None:
-    dyn = make_dynamics().eval()
-    tokens, emb = random_tokens()
+LOSS_VARIANTS = {
+    "plain": {},
+    "copy": {"copy_prior": True},
+    "grouped+copy+rope": {"token_grid": [4, 4], "token_patch": 2, "copy_prior": True, "temporal_pos": "rope"},
+}
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+@pytest.mark.parametrize("variant", list(LOSS_VARIANTS))
+def test_loss_is_cross_entropy_of_the_forward_logits_on_masked_tokens_only(
+    make_dynamics, variant: str, mode: str
+) -> None:
+    """The loss builds logits for masked tokens only; it must equal (value and gradients) the
+    cross-entropy of the full forward pass's logits at those tokens."""
+    extra = LOSS_VARIANTS[variant]
+    dyn = make_dynamics(**extra).train(mode == "train")
+    h, w = extra.get("token_grid", [3, 4])
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, 16, (2, 5, h, w), generator=g)
+    tokens[:, 2:, 0] = tokens[:, 1:-1, 0]  # some tokens as in the frame before: the copy prior's bias applies
+    emb = torch.randn(2, 4, 8, generator=g)
     torch.manual_seed(3)
     mask = dyn.random_mask(tokens)
     torch.manual_seed(3)
     loss, metrics = dyn.loss(tokens, emb)
+    params = [p for p in dyn.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+
     logits = dyn(tokens.masked_fill(mask, dyn.mask_token_id), emb)
-    torch.testing.assert_close(loss, F.cross_entropy(logits[mask], tokens[mask]))
+    reference = F.cross_entropy(logits[mask], tokens[mask])
+    torch.testing.assert_close(loss, reference)
+    for got, want in zip(grads, torch.autograd.grad(reference, params, allow_unused=True)):
+        if want is None:
+            assert got is None or not got.any()
+        else:
+            torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-4)
     accuracy = (logits[mask].argmax(-1) == tokens[mask]).float().mean()
     torch.testing.assert_close(metrics["masked_accuracy"], accuracy)
+    torch.testing.assert_close(metrics["mask_rate"], mask[:, 1:].float().mean())
     assert set(metrics) == {"loss", "masked_accuracy", "mask_rate"}
+
+
+def test_masked_loss_rejects_a_bad_mask(make_dynamics, random_tokens) -> None:
+    dyn = make_dynamics()
+    tokens, emb = random_tokens()
+    with pytest.raises(ValueError, match="frame 0"):
+        dyn.masked_loss(tokens, torch.ones_like(tokens, dtype=torch.bool), emb)
+    with pytest.raises(ValueError, match="bool tensor"):
+        dyn.masked_loss(tokens, torch.ones_like(tokens), emb)
 
 
 @pytest.mark.parametrize("attention", ["spatiotemporal", "full"])

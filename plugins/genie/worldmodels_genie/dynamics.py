@@ -371,7 +371,7 @@ class MaskGITDynamics(Dynamics):
         return mask
 
     def loss(self, tokens: Tensor, action_embeddings: Tensor) -> LossOutput:
-        """Masked-token cross-entropy (MaskGIT training).
+        """Masked-token cross-entropy (MaskGIT training) under a fresh :meth:`random_mask`.
 
         Shapes: ``tokens: B T h w``, ``action_embeddings: B T-1 E``.
 
@@ -380,15 +380,51 @@ class MaskGITDynamics(Dynamics):
         """
         if tokens.shape[1] < 2:
             raise ValueError(f"The dynamics loss needs at least 2 frames, got tokens of shape {tuple(tokens.shape)}.")
-        mask = self.random_mask(tokens)
-        logits = self(tokens.masked_fill(mask, self.mask_token_id), action_embeddings)
+        return self.masked_loss(tokens, self.random_mask(tokens), action_embeddings)
+
+    def masked_loss(self, tokens: Tensor, mask: Tensor, action_embeddings: Tensor) -> LossOutput:
+        """Cross-entropy of the tokens under ``mask``, given the rest: :meth:`loss` with a chosen mask.
+
+        Equal to the cross-entropy of :meth:`forward`'s logits at the masked tokens, but the
+        output head runs only on the positions that hold a masked token, and only their logits
+        (``K V`` for ``K`` masked tokens, not ``B T h w V``) are built, copy prior included.
+
+        Shapes: ``tokens: B T h w``, ``mask: B T h w`` bool (True = masked and scored; frame 0
+        must be unmasked), ``action_embeddings: B T-1 E``.
+
+        Returns:
+            ``(loss, metrics)`` with ``loss``, ``masked_accuracy`` and ``mask_rate``.
+        """
+        b, t = tokens.shape[:2]
+        self._check_tokens(tokens, t)
+        self._check_actions(action_embeddings, b, t - 1)
+        if mask.shape != tokens.shape or mask.dtype != torch.bool:
+            raise ValueError(f"mask must be a bool tensor shaped like tokens {tuple(tokens.shape)}, got "
+                             f"{mask.dtype} {tuple(mask.shape)}.")
+        if bool(mask[:, 0].any()):
+            raise ValueError("mask covers frame 0, which has no incoming action and is always given as context.")
+        inputs = tokens.masked_fill(mask, self.mask_token_id)
+        h_BTPD = self.transformer(self.embed_inputs(inputs, action_embeddings))
         if not bool(mask.any()):  # possible only for tiny inputs with mask_rate_min near 0
-            zero = logits.sum() * 0.0
+            zero = h_BTPD.sum() * 0.0
             return zero, {"loss": zero.detach(), "masked_accuracy": zero.detach(), "mask_rate": zero.detach()}
-        masked_logits = logits[mask].float()
-        targets = tokens[mask]
-        loss = F.cross_entropy(masked_logits, targets)
-        accuracy = (masked_logits.argmax(-1) == targets).float().mean()
+        g, vocab = self.token_patch, self.vocab_size
+
+        def by_position(x_BThw: Tensor) -> Tensor:  # B T h w -> B T P G, the G = g*g tokens of each position
+            return rearrange(x_BThw, "b t (h p) (w q) -> b t (h w) (p q)", p=g, q=g)
+
+        mask_BTPG = by_position(mask)
+        rows_BTP = mask_BTPG.any(-1)
+        picked_MG = mask_BTPG[rows_BTP]
+        logits_KV = self.head(h_BTPD[rows_BTP]).view(-1, g * g, vocab)[picked_MG].float()
+        targets_K = by_position(tokens)[rows_BTP][picked_MG]
+        if self.copy_prior:  # the previous frame's input token at the same place, where it is not masked
+            previous_BThw = F.pad(inputs[:, :-1], (0, 0, 0, 0, 1, 0), value=self.mask_token_id)
+            previous_K = by_position(previous_BThw)[rows_BTP][picked_MG]
+            bias_K1 = (self.copy_logit.float() * (previous_K < vocab))[:, None]
+            logits_KV = logits_KV.scatter_add(1, previous_K.clamp_max(vocab - 1)[:, None], bias_K1)
+        loss = F.cross_entropy(logits_KV, targets_K)
+        accuracy = (logits_KV.argmax(-1) == targets_K).float().mean()
         mask_rate = mask[:, 1:].float().mean()
         return loss, {"loss": loss.detach(), "masked_accuracy": accuracy.detach(), "mask_rate": mask_rate.detach()}
 

@@ -22,6 +22,7 @@ pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 from websockets.sync.client import connect  # noqa: E402
 
+from worldmodels.data.video_io import read_video  # noqa: E402
 from worldmodels.envs import WorldModelEnv  # noqa: E402
 from worldmodels.serve.app import create_app, is_loopback  # noqa: E402
 from worldmodels.serve.keymap import keymap_from_report, keymap_from_table  # noqa: E402
@@ -88,7 +89,7 @@ def test_malformed_messages_and_bad_uploads_leave_the_session_playable() -> None
                '{"type": "step", "action": "3"}', '{"type": "step", "action": 99}', '{"type": "step", "action": true}',
                '{"type": "step", "action": -1}', '{"type": "reset", "prompt": "/etc/passwd"}',
                '{"type": "reset", "prompt": {"kind": "file", "path": "/etc/passwd"}}',
-               '{"type": "reset", "prompt": {"kind": "heldout", "index": 7}}', '{"type": "record", "format": "mp4"}',
+               '{"type": "reset", "prompt": {"kind": "heldout", "index": 7}}', '{"type": "record", "format": "avi"}',
                b"\xff\xfe\x00", "[" * 100_000]
     for i in range(200):
         answer = session.handle(garbage[i % len(garbage)])
@@ -110,6 +111,21 @@ def test_malformed_messages_and_bad_uploads_leave_the_session_playable() -> None
     assert upload["type"] == "frame" and upload["step"] == 0
     record = session.handle(json.dumps({"type": "record", "format": "gif"}))[0]
     assert record["type"] == "recording" and base64.b64decode(record["data"])[:6] == b"GIF89a"
+
+
+def test_a_session_records_an_mp4_of_its_frames(tmp_path: Path) -> None:
+    session = PlaySession(WorldModelEnv(_model()))
+    assert session.handle(json.dumps({"type": "reset", "prompt": {"kind": "image", "data": _png()}}))[0]["type"] == "frame"
+    for action in (0, 1, 2, 1):
+        assert session.handle(json.dumps({"type": "step", "action": action}))[0]["type"] == "frame"
+    record = session.handle(json.dumps({"type": "record", "format": "mp4"}))[0]
+    assert record["type"] == "recording" and record["format"] == "mp4" and record["frames"] == 5
+    video = tmp_path / "session.mp4"
+    video.write_bytes(base64.b64decode(record["data"]))
+    frames = read_video(video)
+    assert frames.shape == (5, 128, 128, 3)  # 4x the 32x32 model frames
+    first = np.asarray(Image.fromarray(session.frames[0]).resize((128, 128), Image.NEAREST), dtype=float)
+    assert np.abs(frames[0].astype(float) - first).mean() < 12  # the recorded frame, up to H.264 loss
 
 
 def test_different_actions_give_different_frames() -> None:

@@ -15,16 +15,20 @@ import base64
 import binascii
 import io
 import json
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from worldmodels.envs.world_model_env import WorldModelEnv
+from worldmodels.play.export import save_rollout
 
-__all__ = ["MAX_MESSAGE_BYTES", "MAX_UPLOAD_BYTES", "MAX_RECORDED_FRAMES", "PlaySession", "SessionError"]
+__all__ = ["MAX_MESSAGE_BYTES", "MAX_UPLOAD_BYTES", "MAX_RECORDED_FRAMES", "RECORDING_FORMATS", "PlaySession",
+           "SessionError"]
 
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
 """The largest prompt image accepted (decoded bytes)."""
@@ -36,6 +40,12 @@ MAX_RECORDED_FRAMES = 1800
 """Frames kept for "record" (the oldest are dropped beyond it: two minutes at 15 frames/s)."""
 
 IMAGE_FORMATS = ("PNG", "JPEG")
+
+RECORDING_FORMATS = ("gif", "mp4")
+"""What "record" can download: an animated GIF or an H.264 MP4."""
+
+RECORDING_FPS = 15.0
+"""Frames per second of a recording (a session plays at its own pace; the file replays at this one)."""
 
 
 class SessionError(ValueError):
@@ -121,7 +131,7 @@ class PlaySession:
 
     def step(self, action: Any) -> dict[str, Any]:
         """One frame under latent ``action`` (an integer in ``0 .. A-1``)."""
-        if self.env._rollout is None:  # noqa: SLF001 - the env's own "reset first" state
+        if not self.env.started:
             raise SessionError("Choose a prompt first (reset), then step.")
         if isinstance(action, bool) or not isinstance(action, int):
             raise SessionError(f"A step needs an integer latent action, got {action!r}.")
@@ -135,16 +145,19 @@ class PlaySession:
         return self._frame_message(frame, time.perf_counter() - start)
 
     def record(self, kind: Any) -> dict[str, Any]:
-        """The frames since the last reset as a GIF (base64) for the page to download."""
-        if kind != "gif":
-            raise SessionError(f"Recordings are GIFs: send format 'gif', got {kind!r}.")
+        """The frames since the last reset as a GIF (model resolution) or an H.264 MP4 (4x larger,
+        nearest-neighbour: chroma subsampling would smear a 64x64 frame), base64, for the page to download."""
+        if kind not in RECORDING_FORMATS:
+            raise SessionError(f"Recordings are {' or '.join(RECORDING_FORMATS)}: send format 'gif' or 'mp4', "
+                               f"got {kind!r}.")
         if not self.frames:
             raise SessionError("Nothing to record yet: choose a prompt and play a few frames.")
-        buffer = io.BytesIO()
-        images = [Image.fromarray(f) for f in self.frames]
-        images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=66, loop=0)
-        return {"type": "recording", "format": "gif", "frames": len(images),
-                "data": base64.b64encode(buffer.getvalue()).decode("ascii")}
+        with tempfile.TemporaryDirectory(prefix="worldmodels-record-") as folder:
+            path = Path(folder) / f"session.{kind}"
+            save_rollout(np.stack(self.frames), path, fps=RECORDING_FPS, scale=1 if kind == "gif" else 4)
+            data = path.read_bytes()
+        return {"type": "recording", "format": kind, "frames": len(self.frames),
+                "data": base64.b64encode(data).decode("ascii")}
 
     # ------------------------------------------------------------------ helpers
     @staticmethod

@@ -115,7 +115,10 @@ def test_malformed_messages_and_bad_uploads_leave_the_session_playable() -> None
 
 def test_a_session_records_an_mp4_of_its_frames(tmp_path: Path) -> None:
     session = PlaySession(WorldModelEnv(_model()))
+    early = session.handle(json.dumps({"type": "step", "action": 0}))[0]
+    assert early["type"] == "error" and "prompt first" in early["message"] and not session.env.started
     assert session.handle(json.dumps({"type": "reset", "prompt": {"kind": "image", "data": _png()}}))[0]["type"] == "frame"
+    assert session.env.started
     for action in (0, 1, 2, 1):
         assert session.handle(json.dumps({"type": "step", "action": action}))[0]["type"] == "frame"
     record = session.handle(json.dumps({"type": "record", "format": "mp4"}))[0]

@@ -269,3 +269,8 @@ def test_the_key_map_can_be_counted_from_data_with_true_actions() -> None:
     assert table[:, 2].sum() == sum([i % 3, (i + 1) % 3, 2].count(2) for i in range(8))
     keymap = keymap_from_table(table, names, "recorded")
     assert {b.control for b in keymap.bindings} == {"left", "right", "stay"}
+
+
+def test_the_server_refuses_a_thread_count_below_one() -> None:
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        create_app(_model(), threads=0)

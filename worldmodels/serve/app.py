@@ -128,6 +128,7 @@ def create_app(
     split: str | None = "test",
     bf16: bool | str = "auto",
     sampler_steps: int | None = None,
+    threads: int | None = None,
 ) -> Starlette:
     """The web app that plays ``source`` (a checkpoint directory, a preset name or a model).
 
@@ -138,13 +139,20 @@ def create_app(
         split: the data set split the prompts and the counted key map come from.
         bf16: the environments' precision (see :class:`~worldmodels.envs.WorldModelEnv`).
         sampler_steps: override the sampler's steps per frame.
+        threads: torch's CPU threads on the model thread (``None``: torch's choice). With a browser
+            on the same few cores, one thread fewer than the cores can be faster: a parallel
+            kernel waits for its slowest thread, and the browser takes a core now and then.
 
     Returns:
         A Starlette app: ``/`` (the page), ``/api/info`` (model, key map, prompts), ``/ws`` (play).
     """
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be >= 1 (or None for torch's choice), got {threads}.")
     worker = ThreadPoolExecutor(1, thread_name_prefix="model")
 
     def load() -> ServedWorld:
+        if threads is not None:
+            torch.set_num_threads(threads)
         model = load_world_model(source if not isinstance(source, os.PathLike) else str(source),
                                  sampler_steps=sampler_steps)
         name = str(source) if not isinstance(source, WorldModel) else "model"

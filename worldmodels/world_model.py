@@ -158,6 +158,15 @@ class WorldModel(nn.Module):
         return self.action_model.num_actions
 
     @property
+    def device(self) -> torch.device:
+        """Where the model lives: its first parameter's device, else its first buffer's, else the CPU."""
+        for tensor in self.parameters():
+            return tensor.device
+        for buffer in self.buffers():
+            return buffer.device
+        return torch.device("cpu")
+
+    @property
     def token_grid(self) -> tuple[int, int]:
         """Token grid ``(h, w)`` of one frame."""
         return self.tokenizer.token_grid(*self.image_size)

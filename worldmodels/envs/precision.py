@@ -23,8 +23,7 @@ from worldmodels.layers.bf16_linear import Bf16Linears
 from worldmodels.rollout import Rollout
 from worldmodels.world_model import WorldModel
 
-__all__ = ["bf16_linears", "check_bf16", "decode_pays_in_bf16", "measure_bf16_linears", "measure_decode_bf16",
-           "model_device"]
+__all__ = ["bf16_linears", "check_bf16", "decode_pays_in_bf16", "measure_bf16_linears", "measure_decode_bf16"]
 
 
 def check_bf16(bf16: bool | str) -> bool | str:
@@ -66,7 +65,7 @@ def measure_bf16_linears(model: WorldModel, batch: int, margin: float = 1.05) ->
     fast = Bf16Linears(model.dynamics, rows=batch * int(grid[0]) * int(grid[1]))
     if not fast.chosen or getattr(model.tokenizer, "continuous", False):
         return None
-    tokens = torch.zeros((batch, 1, *model.token_grid), dtype=torch.long, device=model_device(model))
+    tokens = torch.zeros((batch, 1, *model.token_grid), dtype=torch.long, device=model.device)
     best = {False: float("inf"), True: float("inf")}
     generator = torch.Generator(device=tokens.device).manual_seed(0)
     action = torch.zeros(batch, dtype=torch.long, device=tokens.device)
@@ -94,7 +93,7 @@ def measure_decode_bf16(model: WorldModel, batch: int, margin: float = 1.1) -> b
     Measured once here (a few calls each way, alternated, best kept) on the model's device; only
     on CPUs (on a GPU use ``bf16=True``) and for discrete tokens.
     """
-    device = model_device(model)
+    device = model.device
     if device.type != "cpu" or getattr(model.tokenizer, "continuous", False):
         return False
     tokens = torch.zeros((batch, 1, *model.token_grid), dtype=torch.long, device=device)
@@ -108,12 +107,3 @@ def measure_decode_bf16(model: WorldModel, batch: int, margin: float = 1.1) -> b
                     model.tokenizer.decode_last(tokens)
                 best[bf16] = min(best[bf16], time.perf_counter() - start)
     return best[False] >= margin * best[True]
-
-
-def model_device(model: WorldModel) -> torch.device:
-    """Where the model lives: its first parameter's device, else its first buffer's, else the CPU."""
-    for tensor in model.parameters():
-        return tensor.device
-    for buffer in model.buffers():
-        return buffer.device
-    return torch.device("cpu")

@@ -38,7 +38,7 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 from torch import Tensor
 
-from worldmodels.envs.precision import bf16_linears, check_bf16, decode_pays_in_bf16, model_device
+from worldmodels.envs.precision import bf16_linears, check_bf16, decode_pays_in_bf16
 from worldmodels.envs.prompts import PromptLike, frame_to_uint8, prompt_to_video
 from worldmodels.envs.world_model_env import TERMINATION_THRESHOLD, load_world_model
 from worldmodels.rollout import Rollout
@@ -95,7 +95,7 @@ class WorldModelVectorEnv(gym.vector.VectorEnv):
         self.model: WorldModel = load_world_model(source, device=device, sampler_steps=sampler_steps)  # type: ignore[arg-type]
         if self.model.in_channels not in (1, 3):
             raise ValueError(f"WorldModelVectorEnv shows 1- or 3-channel frames; this model has {self.model.in_channels}.")
-        self.device = model_device(self.model)  # the single env's rule: parameters, then buffers, then CPU
+        self.device = self.model.device
         self.num_envs = int(num_envs)
         self.max_episode_steps = max_episode_steps
         self.use_cache, self.bf16 = bool(use_cache), check_bf16(bf16)

@@ -44,7 +44,7 @@ import torch
 from gymnasium import spaces
 from torch import Tensor
 
-from worldmodels.envs.precision import bf16_linears, check_bf16, decode_pays_in_bf16, model_device
+from worldmodels.envs.precision import bf16_linears, check_bf16, decode_pays_in_bf16
 from worldmodels.envs.prompts import PromptLike, frame_to_uint8, prompt_to_video
 from worldmodels.interfaces import Sampler
 from worldmodels.rollout import Rollout
@@ -249,7 +249,7 @@ class WorldModelEnv(gym.Env):
             source, device=device, sampler_steps=_sampler_steps(sampler_steps, maskgit_steps))  # type: ignore[arg-type]
         if self.model.in_channels not in (1, 3):
             raise ValueError(f"WorldModelEnv shows 1- or 3-channel frames; this model has {self.model.in_channels}.")
-        self.device = model_device(self.model)
+        self.device = self.model.device
         self.render_mode = render_mode
         self.max_episode_steps = max_episode_steps
         self.use_cache = bool(use_cache)

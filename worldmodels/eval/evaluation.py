@@ -78,12 +78,6 @@ def _batches(video: Tensor, batch_size: int) -> Iterator[Tensor]:
         yield video[i : i + batch_size]
 
 
-def _model_device(model: WorldModel) -> torch.device:
-    for tensor in model.parameters():
-        return tensor.device
-    return torch.device("cpu")
-
-
 def _load_model(
     model: WorldModel | str | os.PathLike[str],
     device: str | torch.device | None,
@@ -212,7 +206,7 @@ def evaluate(
     say(f"loading clips from {data}")
     with _timed(timings, "load_data"):
         clips = load_held_out_clips(data, wm, split, max_clips)
-    run_device = _model_device(wm)
+    run_device = wm.device
     n = clips.video.shape[0]
     was_training = wm.training
     wm.eval()
@@ -298,7 +292,7 @@ def _evaluate_baseline(
     if not bool(known.any()):
         raise ValueError("The baseline needs clips with recorded actions; this data has none.")
     video, actions = clips.video[known], clips.actions[known]
-    run_device = _model_device(base)
+    run_device = base.device
     was_training = base.training
     base.eval()
     devices = [run_device.index or 0] if run_device.type == "cuda" else []

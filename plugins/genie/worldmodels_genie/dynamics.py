@@ -416,11 +416,14 @@ class MaskGITDynamics(Dynamics):
         mask_BTPG = by_position(mask)
         rows_BTP = mask_BTPG.any(-1)
         picked_MG = mask_BTPG[rows_BTP]
+
+        def masked(x_BThw: Tensor) -> Tensor:  # B T h w -> K, the masked tokens in the order of the logits
+            return by_position(x_BThw)[rows_BTP][picked_MG]
+
         logits_KV = self.head(h_BTPD[rows_BTP]).view(-1, g * g, vocab)[picked_MG].float()
-        targets_K = by_position(tokens)[rows_BTP][picked_MG]
+        targets_K = masked(tokens)
         if self.copy_prior:  # the previous frame's input token at the same place, where it is not masked
-            previous_BThw = F.pad(inputs[:, :-1], (0, 0, 0, 0, 1, 0), value=self.mask_token_id)
-            previous_K = by_position(previous_BThw)[rows_BTP][picked_MG]
+            previous_K = masked(F.pad(inputs[:, :-1], (0, 0, 0, 0, 1, 0), value=self.mask_token_id))
             bias_K1 = (self.copy_logit.float() * (previous_K < vocab))[:, None]
             logits_KV = logits_KV.scatter_add(1, previous_K.clamp_max(vocab - 1)[:, None], bias_K1)
         loss = F.cross_entropy(logits_KV, targets_K)

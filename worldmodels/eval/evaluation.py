@@ -208,19 +208,12 @@ def evaluate(
         clips = load_held_out_clips(data, wm, split, max_clips)
     run_device = wm.device
     n = clips.video.shape[0]
-    was_training = wm.training
-    wm.eval()
-    devices = [run_device.index or 0] if run_device.type == "cuda" else []
-    try:
-        with torch.random.fork_rng(devices=devices), torch.no_grad():
-            torch.manual_seed(seed)
-            report = _measure(
-                wm, clips, horizon=horizon, batch_size=batch_size, seed=seed, fvd_weights=fvd_weights,
-                fvd_size=fvd_size, device=run_device, figure_clips=figure_clips, latent_steps=latent_steps,
-                probe_fit_fraction=probe_fit_fraction, random_trials=random_trials, timings=timings, say=say,
-            )
-    finally:
-        wm.train(was_training)
+    with _measuring(wm, seed):
+        report = _measure(
+            wm, clips, horizon=horizon, batch_size=batch_size, seed=seed, fvd_weights=fvd_weights,
+            fvd_size=fvd_size, device=run_device, figure_clips=figure_clips, latent_steps=latent_steps,
+            probe_fit_fraction=probe_fit_fraction, random_trials=random_trials, timings=timings, say=say,
+        )
     if baseline is not None:
         say("baseline: Delta_t PSNR of the recorded-action model on the same clips")
         with _timed(timings, "baseline"):
@@ -292,24 +285,30 @@ def _evaluate_baseline(
     if not bool(known.any()):
         raise ValueError("The baseline needs clips with recorded actions; this data has none.")
     video, actions = clips.video[known], clips.actions[known]
-    run_device = base.device
-    was_training = base.training
-    base.eval()
-    devices = [run_device.index or 0] if run_device.type == "cuda" else []
-    try:
-        with torch.random.fork_rng(devices=devices), torch.no_grad():
-            torch.manual_seed(seed)
-            batches = [{"video": v, "actions": a} for v, a in zip(_batches(video, batch_size),
-                                                                  _batches(actions, batch_size))]
-            control = delta_psnr(base, batches, horizon=horizon, seed=seed)
-    finally:
-        base.train(was_training)
+    with _measuring(base, seed):
+        batches = [{"video": v, "actions": a} for v, a in zip(_batches(video, batch_size), _batches(actions, batch_size))]
+        control = delta_psnr(base, batches, horizon=horizon, seed=seed)
     return {
         "checkpoint": str(checkpoint_dir) if checkpoint_dir is not None else None,
         "model_name": base.name,
         "num_clips": int(known.sum()),
         "controllability": controllability_summary(control),
     }
+
+
+@contextmanager
+def _measuring(wm: WorldModel, seed: int) -> Iterator[None]:
+    """Eval mode, no gradients and torch's global RNG seeded with ``seed`` on the model's device; the
+    caller's RNG state and the model's mode come back afterwards."""
+    device = wm.device
+    was_training = wm.training
+    wm.eval()
+    try:
+        with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []), torch.no_grad():
+            torch.manual_seed(seed)
+            yield
+    finally:
+        wm.train(was_training)
 
 
 def _measure(

@@ -299,7 +299,7 @@ def configs_from(cfg: Mapping[str, Any]) -> tuple[TrainConfig, DataConfig]:
 def _section(cfg: Mapping[str, Any], key: str, cls: type[Any]) -> Any:
     from omegaconf import DictConfig, OmegaConf
 
-    node = cfg.get(key) if isinstance(cfg, Mapping) or isinstance(cfg, DictConfig) else None
+    node = cfg.get(key) if isinstance(cfg, Mapping) else None  # a DictConfig is a Mapping
     if isinstance(node, DictConfig) and OmegaConf.get_type(node) is cls:
         return OmegaConf.to_object(node)
     return cls.from_dict(node)

@@ -295,9 +295,24 @@ def test_sampler_steps_and_bf16_options(genie_model) -> None:
         WorldModelEnv(genie_model, sampler_steps=2, maskgit_steps=3)
     env = WorldModelEnv(genie_model, sampler_steps=2, bf16=True)
     assert genie_model.sampler.steps == 2
+    decode_last, under_autocast = genie_model.tokenizer.decode_last, []
+
+    def recording(tokens):
+        under_autocast.append(torch.is_autocast_enabled("cpu"))
+        return decode_last(tokens)
+
+    genie_model.tokenizer.decode_last = recording
     obs, _ = env.reset(seed=0)
     frame = env.step(1)[0]
     assert frame.shape == obs.shape == (32, 32, 3) and frame.dtype == np.uint8
+    assert under_autocast == [True, True]  # bf16=True decodes in bf16 as well (reset's frame and the step's)
+    del genie_model.tokenizer.decode_last
+    env = WorldModelEnv(genie_model, bf16=False)
+    genie_model.tokenizer.decode_last, under_autocast[:] = recording, []
+    env.reset(seed=0)
+    env.step(1)
+    assert under_autocast == [False, False]
+    del genie_model.tokenizer.decode_last
 
 
 def _compiled_matches_eager(model: worldmodels.WorldModel, reference: worldmodels.WorldModel) -> None:

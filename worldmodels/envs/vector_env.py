@@ -100,7 +100,9 @@ class WorldModelVectorEnv(gym.vector.VectorEnv):
         self.max_episode_steps = max_episode_steps
         self.use_cache, self.bf16 = bool(use_cache), check_bf16(bf16)
         self._bf16_linears = bf16_linears(self.model, batch=self.num_envs) if self.bf16 == "auto" else None
-        self._decode_bf16 = self.bf16 == "auto" and decode_pays_in_bf16(self.model, batch=self.num_envs)
+        # bf16=True decodes under autocast too; "auto" only where it was measured faster
+        self._decode_bf16 = self.bf16 is True or (
+            self.bf16 == "auto" and decode_pays_in_bf16(self.model, batch=self.num_envs))
         full_context = self.model.context_window
         if context_frames is not None and not 1 <= context_frames <= full_context:
             raise ValueError(f"context_frames must lie in 1..{full_context} (the model's num_frames - 1), "

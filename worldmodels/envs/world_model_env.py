@@ -187,9 +187,10 @@ class WorldModelEnv(gym.Env):
         render_mode: ``None`` or ``"rgb_array"`` (``render()`` returns the current frame).
         use_cache: let the dynamics use its key/value cache across MaskGIT iterations (same
             tokens, faster); ``False`` reruns the whole context at every iteration.
-        bf16: ``True``: run the model under bfloat16 autocast; ``"auto"``: only the dynamics'
-            linear layers whose shape multiplies faster in bf16 on this machine do
-            (:class:`~worldmodels.layers.bf16_linear.Bf16Linears`, measured once); ``False``: fp32.
+        bf16: ``True``: run the model (sampling and decoding) under bfloat16 autocast; ``"auto"``:
+            only the dynamics' linear layers whose shape multiplies faster in bf16 on this machine do
+            (:class:`~worldmodels.layers.bf16_linear.Bf16Linears`, measured once), and decoding where
+            autocast was measured faster; ``False``: fp32.
         compile: compile the model's inference path in place (:func:`compile_world_model`);
             a string names the :func:`torch.compile` backend.
         decode_window: token frames the tokenizer sees to decode the newest frame. ``None``
@@ -255,7 +256,8 @@ class WorldModelEnv(gym.Env):
         self.use_cache = bool(use_cache)
         self.bf16 = check_bf16(bf16)
         self._bf16_linears = bf16_linears(self.model, batch=1) if self.bf16 == "auto" else None
-        self._decode_bf16 = self.bf16 == "auto" and decode_pays_in_bf16(self.model, batch=1)
+        # bf16=True decodes under autocast too; "auto" only where it was measured faster
+        self._decode_bf16 = self.bf16 is True or (self.bf16 == "auto" and decode_pays_in_bf16(self.model, batch=1))
         num_frames = self.model.num_frames
         if decode_window is not None and not 1 <= decode_window <= num_frames:
             raise ValueError(

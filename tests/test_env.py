@@ -288,7 +288,7 @@ def test_seeding(genie_model) -> None:
 
 
 @pytest.mark.filterwarnings("ignore:Mismatch dtype between input and weight")  # rms_norm's unfused bf16 path
-def test_sampler_steps_and_bf16_options(genie_model) -> None:
+def test_sampler_steps_and_bf16_options(genie_model, monkeypatch) -> None:
     with pytest.warns(DeprecationWarning, match="sampler_steps"):  # the former name still works
         assert WorldModelEnv(genie_model, maskgit_steps=3).model.sampler.get_config()["steps"] == 3
     with pytest.raises(ValueError, match="disagree"), pytest.warns(DeprecationWarning):
@@ -301,18 +301,15 @@ def test_sampler_steps_and_bf16_options(genie_model) -> None:
         under_autocast.append(torch.is_autocast_enabled("cpu"))
         return decode_last(tokens)
 
-    genie_model.tokenizer.decode_last = recording
+    monkeypatch.setattr(genie_model.tokenizer, "decode_last", recording)
     obs, _ = env.reset(seed=0)
     frame = env.step(1)[0]
     assert frame.shape == obs.shape == (32, 32, 3) and frame.dtype == np.uint8
     assert under_autocast == [True, True]  # bf16=True decodes in bf16 as well (reset's frame and the step's)
-    del genie_model.tokenizer.decode_last
-    env = WorldModelEnv(genie_model, bf16=False)
-    genie_model.tokenizer.decode_last, under_autocast[:] = recording, []
+    env, under_autocast[:] = WorldModelEnv(genie_model, bf16=False), []
     env.reset(seed=0)
     env.step(1)
     assert under_autocast == [False, False]
-    del genie_model.tokenizer.decode_last
 
 
 def _compiled_matches_eager(model: worldmodels.WorldModel, reference: worldmodels.WorldModel) -> None:

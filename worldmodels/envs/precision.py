@@ -23,7 +23,8 @@ from worldmodels.layers.bf16_linear import Bf16Linears
 from worldmodels.rollout import Rollout
 from worldmodels.world_model import WorldModel
 
-__all__ = ["bf16_linears", "check_bf16", "decode_pays_in_bf16", "measure_bf16_linears", "measure_decode_bf16"]
+__all__ = ["bf16_linears", "check_bf16", "decode_in_bf16", "decode_pays_in_bf16", "measure_bf16_linears",
+           "measure_decode_bf16"]
 
 
 def check_bf16(bf16: bool | str) -> bool | str:
@@ -79,6 +80,12 @@ def measure_bf16_linears(model: WorldModel, batch: int, margin: float = 1.05) ->
                     rollout.step(action, generator=generator)
                 best[use] = min(best[use], time.perf_counter() - start)
     return fast if best[False] >= margin * best[True] else None
+
+
+def decode_in_bf16(model: WorldModel, bf16: bool | str, batch: int) -> bool:
+    """Whether an environment with precision ``bf16`` decodes ``batch`` frames under bf16 autocast:
+    always for ``True``, never for ``False``, for ``"auto"`` where :func:`decode_pays_in_bf16`."""
+    return bf16 is True or (bf16 == "auto" and decode_pays_in_bf16(model, batch))
 
 
 def decode_pays_in_bf16(model: WorldModel, batch: int, margin: float = 1.1) -> bool:

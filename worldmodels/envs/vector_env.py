@@ -38,7 +38,7 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 from torch import Tensor
 
-from worldmodels.envs.precision import bf16_linears, check_bf16, decode_pays_in_bf16
+from worldmodels.envs.precision import bf16_linears, check_bf16, decode_in_bf16
 from worldmodels.envs.prompts import PromptLike, frame_to_uint8, prompt_to_video
 from worldmodels.envs.world_model_env import TERMINATION_THRESHOLD, load_world_model
 from worldmodels.rollout import Rollout
@@ -100,9 +100,7 @@ class WorldModelVectorEnv(gym.vector.VectorEnv):
         self.max_episode_steps = max_episode_steps
         self.use_cache, self.bf16 = bool(use_cache), check_bf16(bf16)
         self._bf16_linears = bf16_linears(self.model, batch=self.num_envs) if self.bf16 == "auto" else None
-        # bf16=True decodes under autocast too; "auto" only where it was measured faster
-        self._decode_bf16 = self.bf16 is True or (
-            self.bf16 == "auto" and decode_pays_in_bf16(self.model, batch=self.num_envs))
+        self._decode_bf16 = decode_in_bf16(self.model, self.bf16, batch=self.num_envs)
         full_context = self.model.context_window
         if context_frames is not None and not 1 <= context_frames <= full_context:
             raise ValueError(f"context_frames must lie in 1..{full_context} (the model's num_frames - 1), "

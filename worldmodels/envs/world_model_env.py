@@ -44,7 +44,7 @@ import torch
 from gymnasium import spaces
 from torch import Tensor
 
-from worldmodels.envs.precision import bf16_linears, check_bf16, decode_pays_in_bf16
+from worldmodels.envs.precision import bf16_linears, check_bf16, decode_in_bf16
 from worldmodels.envs.prompts import PromptLike, frame_to_uint8, prompt_to_video
 from worldmodels.interfaces import Sampler
 from worldmodels.rollout import Rollout
@@ -256,8 +256,7 @@ class WorldModelEnv(gym.Env):
         self.use_cache = bool(use_cache)
         self.bf16 = check_bf16(bf16)
         self._bf16_linears = bf16_linears(self.model, batch=1) if self.bf16 == "auto" else None
-        # bf16=True decodes under autocast too; "auto" only where it was measured faster
-        self._decode_bf16 = self.bf16 is True or (self.bf16 == "auto" and decode_pays_in_bf16(self.model, batch=1))
+        self._decode_bf16 = decode_in_bf16(self.model, self.bf16, batch=1)
         num_frames = self.model.num_frames
         if decode_window is not None and not 1 <= decode_window <= num_frames:
             raise ValueError(

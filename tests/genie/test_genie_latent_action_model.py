@@ -111,6 +111,7 @@ LAM_VARIANTS = {
     "vq-layer": {},
     "vq-none-variance": {"latent_norm": "none", "latent_variance_weight": 1.0},
     "fsq": {"quantizer": "fsq", "levels": [2, 2], "latent_norm": "none"},
+    "warp": {"decoder_output": "warp"},
 }
 
 
@@ -121,12 +122,15 @@ def test_no_information_flows_from_later_frames_or_other_clips(make_lam, mode: s
     decoder's prediction of x_t+1 sees x_1..x_t plus latent t (hence x_t+1 only through the action)."""
     torch.manual_seed(0)
     lam = make_lam(**LAM_VARIANTS[variant]).train(mode == "train")
+    if lam.to_flow is not None:  # zero at initialisation: give the warp a displacement to leak through
+        torch.nn.init.normal_(lam.to_flow.weight, std=0.5)
     video = torch.rand(3, 4, 3, 32, 32, requires_grad=True)
     latents = lam.encode_latents(video)
     q = lam.quantizer(latents)
     prediction = lam.predict_next(video[:, :-1], q.quantized + (latents - latents.detach()))  # grads via latents
+    weights = torch.randn(latents.shape[-1])  # a layer-normed latent sums to zero: weigh its features
     for t in range(3):
-        (grad_latent,) = torch.autograd.grad(latents[0, t].sum(), video, retain_graph=True)
+        (grad_latent,) = torch.autograd.grad((latents[0, t] * weights).sum(), video, retain_graph=True)
         assert grad_latent[0, t + 1].abs().sum() > 0, f"latent {t} ignores x_{t + 1}"
         assert grad_latent[0, t + 2 :].abs().sum() == 0, f"latent {t} saw frames after x_{t + 1}"
         assert grad_latent[1:].abs().sum() == 0, f"latent {t} of clip 0 saw other clips of the batch"
@@ -171,3 +175,41 @@ def test_variance_term_enters_the_loss_not_the_latents(make_lam) -> None:
 def test_removed_batch_norm_setting_explains_itself(make_lam) -> None:
     with pytest.raises(ValueError, match="leaked"):
         make_lam(latent_norm="batch")
+
+
+def test_warp_moves_pixels_by_the_flow_and_is_the_identity_at_zero() -> None:
+    from worldmodels_genie.latent_action_model import warp_frames
+
+    frames = torch.rand(2, 3, 3, 8, 10)
+    torch.testing.assert_close(warp_frames(frames, torch.zeros(2, 3, 2, 8, 10)), frames)
+    flow = torch.zeros(2, 3, 2, 8, 10)
+    flow[:, :, 0] = 1.0  # each output pixel reads the input one pixel to its right
+    flow[:, :, 1] = -2.0  # and two pixels up
+    out = warp_frames(frames, flow)
+    torch.testing.assert_close(out[..., 2:, :-1], frames[..., :-2, 1:])
+    torch.testing.assert_close(out[..., 2:, -1], frames[..., :-2, -1])  # the border repeats
+    half = warp_frames(frames, flow * 0.5)  # bilinear between whole-pixel moves
+    torch.testing.assert_close(half[..., 1:, :-1], 0.5 * (frames[..., :-1, :-1] + frames[..., :-1, 1:]))
+
+
+def test_warp_decoder_starts_as_the_residual_decoder_and_learns_a_shift(make_lam) -> None:
+    """With zero flow the warp decoder equals the residual one; trained on frames that scroll by one
+    pixel, its flow head moves, and it predicts the scroll better than copying the last frame."""
+    torch.manual_seed(0)
+    warp, residual = make_lam(decoder_output="warp").eval(), make_lam().eval()
+    residual.load_state_dict({k: v for k, v in warp.state_dict().items() if not k.startswith("to_flow")})
+    frames, actions = torch.rand(2, 3, 3, 32, 32), torch.randn(2, 3, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(warp.predict_next(frames, actions), residual.predict_next(frames, actions))
+    base = torch.rand(4, 3, 32, 48)
+    video = torch.stack([base[..., t : t + 32] for t in range(4)], dim=1)  # x_t+1 is x_t moved left by a pixel
+    warp.train()
+    optimizer = torch.optim.Adam(warp.parameters(), lr=3e-3)
+    copy_mse = float(((video[:, 1:] - video[:, :-1]) ** 2).mean())
+    for _ in range(60):
+        loss, metrics = warp.loss(video)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert warp.to_flow.weight.abs().sum() > 0
+    assert float(metrics["recon_mse"]) < 0.5 * copy_mse

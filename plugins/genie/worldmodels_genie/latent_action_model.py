@@ -49,9 +49,33 @@ LATENT_STD = 0.1
 """Scale of the LAM's latents under ``latent_norm="layer"``: each latent is standardised over its own
 features, then multiplied by this (the quantiser's losses then stay small next to the reconstruction's)."""
 
+DECODER_OUTPUTS: tuple[str, ...] = ("residual", "sigmoid", "warp")
+"""``decoder_output`` settings (see :class:`LatentActionModel`)."""
+
 LATENT_NORMS: tuple[str, ...] = ("layer", "none")
 """``latent_norm`` settings. Each normalises one transition's latent on its own: nothing in the
 forward pass mixes transitions of a clip or clips of a batch, in training as in evaluation."""
+
+
+def warp_frames(frames: Tensor, flow: Tensor) -> Tensor:
+    """Sample each frame at its pixels displaced by ``flow`` (in pixels, ``x`` then ``y``), bilinearly.
+
+    The output pixel ``(y, x)`` is the input at ``(y + flow_y, x + flow_x)``; outside the frame the
+    border pixel is repeated. Each frame is warped on its own.
+
+    Shapes: ``frames: B T C H W``, ``flow: B T 2 H W -> B T C H W``.
+    """
+    b, t, c, h, w = frames.shape
+    ys = torch.arange(h, device=frames.device, dtype=flow.dtype)
+    xs = torch.arange(w, device=frames.device, dtype=flow.dtype)
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    flat = flow.flatten(0, 1)  # (B T) 2 H W
+    x = (grid_x + flat[:, 0] + 0.5) * (2.0 / w) - 1.0  # align_corners=False: pixel centres
+    y = (grid_y + flat[:, 1] + 0.5) * (2.0 / h) - 1.0
+    grid = torch.stack([x, y], dim=-1)  # (B T) H W 2
+    out = F.grid_sample(frames.flatten(0, 1).to(flow.dtype), grid, mode="bilinear", padding_mode="border",
+                        align_corners=False)
+    return out.unflatten(0, (b, t)).to(frames.dtype)
 
 
 @register("action_model", "genie-lam")
@@ -111,7 +135,10 @@ class LatentActionModel(ActionModel):
         decoder_output: ``"residual"`` (default): the decoder's output is added, in logit space,
             to the last frame it sees (``x^_{t+1} = sigmoid(logit(x_t) + out)``), so copying
             the frame is free and the action pays off as soon as training starts;
-            ``"sigmoid"``: ``x^_{t+1} = sigmoid(out)``. The decoder sees ``x_t`` in both cases.
+            ``"sigmoid"``: ``x^_{t+1} = sigmoid(out)``; ``"warp"``: as ``"residual"``, but the last
+            frame is first moved by a per-pixel displacement the decoder predicts as well
+            (:func:`warp_frames`; zero at initialisation), so a scroll or a fall of a few pixels is
+            cheap to express. The decoder sees ``x_t`` in every case.
     """
 
     conformance_config: ClassVar[dict[str, Any]] = {
@@ -166,8 +193,8 @@ class LatentActionModel(ActionModel):
         self.recon_loss, self.hard_patch_fraction = recon_loss, float(hard_patch_fraction)
         if encoder_input not in ("frames", "frames+diff"):
             raise ValueError(f"encoder_input must be 'frames' or 'frames+diff', got {encoder_input!r}.")
-        if decoder_output not in ("residual", "sigmoid"):
-            raise ValueError(f"decoder_output must be 'residual' or 'sigmoid', got {decoder_output!r}.")
+        if decoder_output not in DECODER_OUTPUTS:
+            raise ValueError(f"decoder_output must be one of {DECODER_OUTPUTS}, got {decoder_output!r}.")
         if latent_norm not in LATENT_NORMS:
             hint = " ('batch' leaked other transitions into each latent and was removed)" if latent_norm == "batch" else ""
             raise ValueError(f"latent_norm must be one of {LATENT_NORMS}, got {latent_norm!r}{hint}.")
@@ -206,8 +233,14 @@ class LatentActionModel(ActionModel):
             grad_checkpointing=grad_checkpointing,
         )  # fmt: skip
         self.to_pixels = FlatLinear(decoder_dim, in_channels * patch_size * patch_size)
+        self.to_flow: FlatLinear | None = None
+        if decoder_output == "warp":  # a per-pixel displacement of the last frame, zero at the start
+            self.to_flow = FlatLinear(decoder_dim, 2 * patch_size * patch_size)
         for module in (self.encoder, self.decoder, self.to_pixels):
             module.apply(init_transformer_weights)
+        if self.to_flow is not None:
+            nn.init.zeros_(self.to_flow.weight)
+            nn.init.zeros_(self.to_flow.bias)
         for bottleneck in (self.to_latent, self.action_proj):  # unit gain through the action bottleneck
             nn.init.xavier_uniform_(bottleneck.weight)
             nn.init.zeros_(bottleneck.bias)
@@ -278,10 +311,15 @@ class LatentActionModel(ActionModel):
             )
         x_BTND = self.decoder_embed(frames) + self.decoder_pos(frames.shape[1])
         x_BTND = x_BTND + self.action_proj(action_vectors)[:, :, None, :]
-        out = unpatchify(self.to_pixels(self.decoder(x_BTND)).unflatten(2, self.grid), self.patch_size, *self.image_size)
-        if self.decoder_output == "residual":
-            out = out + torch.logit(frames.clamp(1e-3, 1 - 1e-3))
-        return torch.sigmoid(out)
+        h_BTND = self.decoder(x_BTND)
+        out = unpatchify(self.to_pixels(h_BTND).unflatten(2, self.grid), self.patch_size, *self.image_size)
+        if self.decoder_output == "sigmoid":
+            return torch.sigmoid(out)
+        last = frames
+        if self.to_flow is not None:
+            flow = unpatchify(self.to_flow(h_BTND).unflatten(2, self.grid), self.patch_size, *self.image_size)
+            last = warp_frames(frames, flow)
+        return torch.sigmoid(out + torch.logit(last.clamp(1e-3, 1 - 1e-3)))
 
     # ------------------------------------------------------------------ training
     def _variance_loss(self, latents_BTE: Tensor) -> Tensor:

@@ -19,6 +19,7 @@ import math
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from worldmodels.layers.vector_quantizer import QuantizerOutput, usage_statistics
@@ -52,6 +53,11 @@ class FiniteScalarQuantizer(nn.Module):
         basis = torch.tensor([math.prod(levels[:i]) for i in range(len(levels))])
         self.register_buffer("_levels", torch.tensor(levels, dtype=torch.float32), persistent=False)
         self.register_buffer("_basis", basis, persistent=False)
+        # every code vector, K E: a lookup is then a gather, which torch.compile handles (inductor's
+        # vectorised integer division of the digits raised a spurious ZeroDivisionError)
+        digits = (torch.arange(self.num_codes)[:, None] // basis) % torch.tensor(levels)
+        self._table: Tensor
+        self.register_buffer("_table", self._scale(digits.float()), persistent=False)
 
     # ------------------------------------------------------------------ the grid
     def _digits(self, z: Tensor) -> Tensor:
@@ -69,12 +75,11 @@ class FiniteScalarQuantizer(nn.Module):
 
     def codes(self) -> Tensor:
         """Every code vector, ``K E``, in index order."""
-        return self.lookup(torch.arange(self.num_codes, device=self._basis.device))
+        return self._table.clone()
 
     def lookup(self, indices: Tensor) -> Tensor:
         """Code vectors of ``indices``: ``... -> ... E`` in ``[-1, 1]``."""
-        digits = (indices.long()[..., None] // self._basis) % self._levels.long()
-        return self._scale(digits.float())
+        return F.embedding(indices.long(), self._table)
 
     def indices_of(self, quantized: Tensor) -> Tensor:
         """Indices of code vectors: ``... E -> ...`` int64."""

@@ -11,7 +11,8 @@ embeddings), so it can be compared with other implementations measured at the sa
   the former path), and without a cache; and the stream's frames/s after 16 and after 256
   frames played (a frame's cost must not grow);
 * the stream at 8 steps in fp32, with bf16 matmuls in the layers whose shape is faster so, and
-  under bf16 autocast, with the bf16 speed-up of each layer shape;
+  under bf16 autocast, with the bf16 speed-up of each layer shape; and with its blocks compiled
+  by ``torch.compile`` (at 8 and 25 steps; ``--skip-compile`` leaves it out);
 * peak resident memory of the process after each part;
 * how 8-step generation and the training step grow with the context length
   (T = 8, 16, 32) and the tokens per frame (64, 256).
@@ -91,6 +92,10 @@ def frames_per_s(frames: int, grid: int, sampler_steps: int, use_cache: bool, re
     return 1.0 / best
 
 
+COMPILE_SECONDS: dict[str, float] = {}
+"""Seconds each variant of the last :func:`stream_frames_per_s` took to warm up (compilation included)."""
+
+
 @torch.inference_mode()
 def stream_frames_per_s(frames: int, grid: int, sampler_steps: int, repeats: int, timed: int = 16,
                         variants: dict[str, tuple[int, str | bool]] | None = None) -> dict[str, float]:
@@ -99,13 +104,19 @@ def stream_frames_per_s(frames: int, grid: int, sampler_steps: int, repeats: int
     Each variant ``name: (played, bf16)`` has its own stream, opened on ``frames - 1`` context
     frames and advanced ``played`` frames before timing; ``bf16`` is ``False`` (fp32), ``"auto"``
     (bf16 matmuls in the layers whose shape is faster so,
-    :class:`~worldmodels.layers.bf16_linear.Bf16Linears`) or ``True`` (bf16 autocast). The variants
+    :class:`~worldmodels.layers.bf16_linear.Bf16Linears`), ``True`` (bf16 autocast) or
+    ``"compiled"`` (fp32, a copy of the model with the stream's blocks compiled by
+    ``torch.compile``, :meth:`~worldmodels.layers.STTransformer.compile_stream`). The variants
     are timed in alternation, ``timed`` frames at a time (sampling and the commit passes
     included), best of ``repeats``: on a shared machine the load moves by tens of percent within
     seconds, and alternating keeps the ratios fair.
     """
     variants = variants or {"fp32": (0, False)}
     dyn = _dynamics(frames, grid, "rope").eval()
+    compiled = None
+    if "compiled" in {v[1] for v in variants.values()}:  # the same weights, the stream's blocks compiled
+        compiled = _dynamics(frames, grid, "rope").eval()
+        compiled.compile_inference()
     sampler = worldmodels.build("maskgit", kind="sampler", steps=sampler_steps)
     g = torch.Generator().manual_seed(2)
     context = torch.randint(0, VOCAB, (1, frames - 1, grid, grid), generator=g)
@@ -121,13 +132,15 @@ def stream_frames_per_s(frames: int, grid: int, sampler_steps: int, repeats: int
     def play(stream, n: int) -> None:  # noqa: ANN001
         for i in range(n):
             cache = stream.prepare(step_actions[i % 64])
-            stream.push(sampler.sample(dyn, context, actions, generator=g, cache=cache))
+            stream.push(sampler.sample(stream.dynamics, context, actions, generator=g, cache=cache))
 
     streams = {}
     for name, (played, bf16) in variants.items():
         with precision(bf16):
-            streams[name] = dyn.open_stream(context, actions, frames - 1)
-            play(streams[name], max(played, 2))  # warm-up
+            start = time.perf_counter()
+            streams[name] = (compiled if bf16 == "compiled" else dyn).open_stream(context, actions, frames - 1)
+            play(streams[name], max(played, 2))  # warm-up (and compilation)
+            COMPILE_SECONDS[name] = time.perf_counter() - start
     best = dict.fromkeys(variants, float("inf"))
     for _ in range(repeats):
         for name, (_, bf16) in variants.items():
@@ -144,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-steps", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3, help="timed generations per row (best kept)")
     parser.add_argument("--skip-growth", action="store_true")
+    parser.add_argument("--skip-compile", action="store_true", help="no torch.compile rows (they compile for minutes)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -162,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{cached:.1f} prefilling every frame (absolute), {plain:.1f} without a cache; stream/prefill "
               f"{stream / cached:.2f}x, stream/none {stream / plain:.2f}x; peak memory {_peak_mib():.0f} MiB", flush=True)
     rates = stream_frames_per_s(16, 8, 8, args.repeats + 2, timed=8, variants={
-        "fp32": (16, False), "auto": (16, "auto"), "autocast": (16, True), "late": (256, False)})
+        "fp32": (16, False), "auto": (16, "auto"), "autocast": (16, True), "late": (256, False),
+        **({} if args.skip_compile else {"compiled": (16, "compiled")})})
     chosen = Bf16Linears(_dynamics(16, 8), rows=64).chosen
     shapes = sorted({(m.in_features, m.out_features, m.bias is not None) for m in _dynamics(16, 8).modules()
                      if isinstance(m, torch.nn.Linear)})
@@ -174,6 +189,15 @@ def main(argv: list[str] | None = None) -> int:
           f"bf16 matmul speed-up per layer shape at 64 rows: {speedups}", flush=True)
     print(f"stream, 8 steps, fp32: {fp32:.1f} frames/s after 16 frames played, {late:.1f} after 256 "
           f"(late/early {late / fp32:.2f})", flush=True)
+    if "compiled" in rates:
+        compiled = rates["compiled"]
+        print(f"stream, 8 steps, alternated: torch.compile of the stream's blocks {compiled:.1f} frames/s "
+              f"({compiled / fp32:.2f}x eager fp32; {COMPILE_SECONDS['compiled']:.0f} s to compile and warm up)",
+              flush=True)
+        both = stream_frames_per_s(16, 8, 25, args.repeats, timed=4, variants={"fp32": (2, False),
+                                                                              "compiled": (2, "compiled")})
+        print(f"stream, 25 steps, alternated: compiled {both['compiled']:.1f} frames/s, eager {both['fp32']:.1f} "
+              f"({both['compiled'] / both['fp32']:.2f}x)", flush=True)
     if args.skip_growth:
         return 0
     print("\ngrowth (8 steps; streaming, and prefilling every frame; training fp32, rotary):")

@@ -274,3 +274,23 @@ def test_the_key_map_can_be_counted_from_data_with_true_actions() -> None:
 def test_the_server_refuses_a_thread_count_below_one() -> None:
     with pytest.raises(ValueError, match="threads must be >= 1"):
         create_app(_model(), threads=0)
+
+
+def test_a_compiled_server_plays_the_frames_of_an_eager_one() -> None:
+    from starlette.testclient import TestClient
+
+    frames = {}
+    for compiled in (False, "eager"):  # "eager": traced by dynamo without generating code (fast)
+        model = _model()
+        app = create_app(model, bf16=False, compile=compiled)
+        assert getattr(model, "_compiled_backend", None) == (compiled or None)
+        with TestClient(app) as client, client.websocket_connect("/ws") as ws:
+            while ws.receive_json().get("state") != "ready":
+                pass
+            ws.send_json({"type": "reset", "prompt": None})
+            shown = [ws.receive_json()["png"]]
+            for action in (1, 3, 0):
+                ws.send_json({"type": "step", "action": action})
+                shown.append(ws.receive_json()["png"])
+        frames[compiled] = shown
+    assert frames[False] == frames["eager"]

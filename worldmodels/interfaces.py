@@ -438,6 +438,20 @@ class Dynamics(Component, abc.ABC):
         """
         return frames
 
+    def compile_inference(self, backend: str = "inductor") -> None:
+        """Compile what generating a frame runs, in place, with :func:`torch.compile`.
+
+        The default compiles :meth:`forward`, :meth:`prefill` and :meth:`next_logits` (what a
+        sampler calls at every pass). A dynamics whose inference holds Python bookkeeping (a
+        stream's slots and frame counts) compiles its tensor-only core instead, so that one graph
+        serves every frame. :func:`~worldmodels.envs.compile_world_model` calls it.
+
+        Args:
+            backend: a :func:`torch.compile` backend (``"eager"`` traces without generating code).
+        """
+        for name in ("forward", "prefill", "next_logits"):
+            object.__setattr__(self, name, torch.compile(getattr(self, name), backend=backend))
+
     def next_logits(self, draft: Tensor, cache: DynamicsCache) -> Tensor:
         """Logits ``B h w V`` for the frame being predicted given a ``draft`` ``B h w`` of it.
 

@@ -45,6 +45,13 @@ def test_rotary_scores_depend_only_on_the_distance_even_a_million_frames_in() ->
     assert torch.allclose(apply_rotary(q.float(), rope.phases(torch.tensor([0]))), q.float())  # position 0: identity
 
 
+def test_real_rotation_equals_the_complex_one() -> None:
+    phases = RotaryEmbedding(16).phases(torch.tensor([0, 3, 1_000_007]))  # 3 F complex
+    x = torch.randn(2, 3, 16)
+    torch.testing.assert_close(apply_rotary(x, torch.view_as_real(phases)), apply_rotary(x, phases))
+    assert not torch.allclose(apply_rotary(x, phases), x)
+
+
 def test_window_causal_mask() -> None:
     mask = window_causal_mask(5, 2)
     assert mask.tolist() == [[k in (q - 1, q) and k >= 0 for k in range(5)] for q in range(5)]
@@ -72,6 +79,45 @@ def test_one_block_sees_exactly_its_window(train: bool) -> None:
     net(x)[0, 6].sum().backward()
     reached = (x.grad[0].abs().sum((1, 2)) > 0).tolist()
     assert reached == [False, False, False, False, True, True, True, False]  # frames 4, 5, 6 only
+
+
+def _stream_against_full_pass(net: STTransformer, frames: int = 9) -> int:
+    """Stream ``frames`` frames as a sampler does (refinement passes, then a commit riding with the
+    next frame's first pass) and compare every output with the windowed full pass; returns passes run."""
+    x = torch.randn(2, frames, 5, 32)
+    full = net(x)
+    _, stream = net.open_stream(x[:, :2])
+    passes = 0
+    with torch.no_grad():
+        for t in range(2, frames):
+            draft = x[:, t : t + 1] + torch.randn_like(x[:, t : t + 1])  # a refinement pass over a draft
+            both = torch.cat([x[:, t - 1 : t], draft], 1) if t > 2 else draft
+            net.stream_step(both, stream)  # from frame 3 on: frame t - 1's commit rides with frame t's first pass
+            out = net.stream_step(x[:, t : t + 1], stream)  # the last pass, with the final input
+            torch.testing.assert_close(out[:, 0], full[:, t], atol=1e-5, rtol=1e-5)
+            passes += 2
+    return passes
+
+
+def test_compiled_stream_traces_as_one_graph_and_equals_the_full_pass() -> None:
+    torch.manual_seed(0)
+    net = STTransformer(32, depth=2, num_heads=2, temporal_rope=True, window=3).eval()
+    _stream_against_full_pass(net)  # the eager reference path
+    torch._dynamo.reset()
+    net.compile_stream(backend="eager", fullgraph=True)  # a graph break or a Python value would fail here
+    frames_before = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    _stream_against_full_pass(net)
+    # one graph per shape (a pass, and a commit riding with a pass), not one per slot or frame
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] - frames_before == 2
+
+
+@pytest.mark.slow
+def test_inductor_compiled_stream_equals_the_eager_one() -> None:
+    torch.manual_seed(0)
+    net = STTransformer(32, depth=2, num_heads=2, temporal_rope=True, window=3).eval()
+    torch._dynamo.reset()
+    net.compile_stream()
+    _stream_against_full_pass(net)
 
 
 def test_a_stream_needs_rotary_positions() -> None:

@@ -32,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="auto (default): bf16 only where a step measures faster; fp32; bf16 autocast")
     parser.add_argument("--sampler-steps", dest="sampler_steps", type=int, metavar="K",
                         help="the sampler's steps per frame (MaskGIT iterations for Genie)")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the model's generation (slow first steps; faster play after)")
     parser.add_argument("--threads", type=int, metavar="N", default=None,
                         help="CPU threads for torch (default: torch's); with the browser on the same few cores, "
                              "one fewer than the cores can play faster")
@@ -51,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     bf16 = {"auto": "auto", "fp32": False, "bf16": True}[args.precision]
     try:
         serve(args.source, host=args.host, port=args.port, data=args.data, report=args.report, split=args.split,
-              bf16=bf16, sampler_steps=args.sampler_steps, threads=args.threads)
+              bf16=bf16, sampler_steps=args.sampler_steps, threads=args.threads, compile=args.compile)
     except (FileNotFoundError, ValueError) as exc:
         print(f"worldmodels serve: error: {exc}", file=sys.stderr)
         return 2

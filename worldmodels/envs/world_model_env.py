@@ -134,8 +134,10 @@ def load_world_model(
 def compile_world_model(model: WorldModel, backend: str = "inductor") -> WorldModel:
     """Compile the inference path of ``model`` in place with :func:`torch.compile`.
 
-    Compiles the dynamics' ``forward``, ``prefill`` and ``next_logits`` (what the sampler calls
-    at every MaskGIT iteration) and the tokenizer's ``decode`` and ``decode_last``. Like
+    Compiles the dynamics' inference (:meth:`Dynamics.compile_inference
+    <worldmodels.Dynamics.compile_inference>`: by default ``forward``, ``prefill`` and
+    ``next_logits``, what the sampler calls at every pass; a streaming ``maskgit`` compiles its
+    stream's blocks) and the tokenizer's ``decode`` and ``decode_last``. Like
     :meth:`torch.nn.Module.compile` it changes the model it is given; calling it twice does
     nothing the second time. The first steps after compiling are slow (tracing).
 
@@ -151,12 +153,11 @@ def compile_world_model(model: WorldModel, backend: str = "inductor") -> WorldMo
     """
     if getattr(model, "_compiled_backend", None) is not None:
         return model
-    parts = ((model.dynamics, ("forward", "prefill", "next_logits")), (model.tokenizer, ("decode", "decode_last")))
-    for module, names in parts:
-        for name in names:
-            fn = getattr(module, name, None)
-            if callable(fn):
-                object.__setattr__(module, name, torch.compile(fn, backend=backend))
+    model.dynamics.compile_inference(backend)
+    for name in ("decode", "decode_last"):
+        fn = getattr(model.tokenizer, name, None)
+        if callable(fn):
+            object.__setattr__(model.tokenizer, name, torch.compile(fn, backend=backend))
     object.__setattr__(model, "_compiled_backend", backend)
     return model
 

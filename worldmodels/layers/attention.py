@@ -172,8 +172,8 @@ class Attention(nn.Module):
         if isinstance(self.q_norm, nn.RMSNorm) and isinstance(self.k_norm, nn.RMSNorm):
             weight = torch.stack([self.q_norm.weight, self.k_norm.weight]).to(qkv_SL3HE.dtype)[:, None, :]
             qk_SL2HE = F.rms_norm(qkv_SL3HE[:, :, :2], (self.head_dim,), None, self.q_norm.eps) * weight
-            if rope is not None:  # phases L F -> L 1 1 F
-                qk_SL2HE = apply_rotary(qk_SL2HE, rope[:, None, None, :])
+            if rope is not None:  # phases L F (or L F 2) -> L 1 1 F
+                qk_SL2HE = apply_rotary(qk_SL2HE, rope[:, None, None])
             q, k = rearrange(qk_SL2HE, "s l two h e -> two s h l e")
             v = rearrange(qkv_SL3HE[:, :, 2], "s l h e -> s h l e")
             return q, k, v
@@ -184,8 +184,8 @@ class Attention(nn.Module):
         return q, k, v
 
     def attend_in_place(
-        self, x: Tensor, keys: Tensor, values: Tensor, slots: list[int], *, rope: Tensor | None = None,
-        key_masks: list[Tensor | None] | None = None,
+        self, x: Tensor, keys: Tensor, values: Tensor, slots: list[int] | Tensor, *, rope: Tensor | None = None,
+        key_masks: list[Tensor | None] | Tensor | None = None,
     ) -> Tensor:
         """``K`` new positions per sequence, written into a fixed-size key/value buffer they attend over.
 
@@ -194,8 +194,14 @@ class Attention(nn.Module):
         before position ``k + 1`` is written: each position sees those before it. A rolling cache
         of past frames (:class:`~worldmodels.layers.STStream`) calls this once per layer and pass.
 
-        Shapes: ``x: S K D``; ``keys, values: S H W E``; ``rope: K F``; ``key_masks``: per
-        position ``1 W`` bool (True = may attend; ``None``: every slot) -> ``S K D``.
+        With ``slots`` a ``K`` int64 tensor, ``key_masks`` a ``K 1 W`` bool tensor and real
+        ``rope`` phases (``K F 2``), nothing depends on Python values: the form
+        :func:`torch.compile` traces as one graph (:meth:`STTransformer.compile_stream
+        <worldmodels.layers.STTransformer.compile_stream>`).
+
+        Shapes: ``x: S K D``; ``keys, values: S H W E``; ``rope: K F`` (or ``K F 2``);
+        ``key_masks``: per position ``1 W`` bool (True = may attend; ``None``: every slot), or
+        ``K 1 W`` -> ``S K D``.
         """
         s, length, d = x.shape
         if length != len(slots):
@@ -203,9 +209,13 @@ class Attention(nn.Module):
         q, k, v = self._project(x, rope)
         h, e, w = self.num_heads, self.head_dim, keys.shape[2]
         outs: list[Tensor] = []
-        for j, slot in enumerate(slots):
-            keys[:, :, slot] = k[:, :, j]
-            values[:, :, slot] = v[:, :, j]
+        for j in range(length):
+            if isinstance(slots, Tensor):
+                keys.index_copy_(2, slots[j : j + 1], k[:, :, j : j + 1].to(keys.dtype))
+                values.index_copy_(2, slots[j : j + 1], v[:, :, j : j + 1].to(values.dtype))
+            else:
+                keys[:, :, slots[j]] = k[:, :, j]
+                values[:, :, slots[j]] = v[:, :, j]
             # one query against W keys: two batched matmuls beat the fused kernel's set-up at this size
             scores = torch.bmm(q[:, :, j].reshape(s * h, 1, e).to(keys.dtype), keys.view(s * h, w, e).transpose(1, 2))
             scores = scores * e**-0.5

@@ -46,7 +46,18 @@ class RotaryEmbedding(nn.Module):
 def apply_rotary(x: Tensor, phases: Tensor) -> Tensor:
     """Rotate each channel pair of ``x`` by ``phases`` (broadcast against ``x``'s leading axes).
 
-    Shapes: ``x: ... E``, ``phases``: broadcastable to ``... F`` -> ``... E`` in ``x``'s dtype.
+    ``phases`` are complex (:meth:`RotaryEmbedding.phases`: one complex multiplication, the
+    fastest in eager mode) or their real view ``torch.view_as_real(phases)``, ``... F 2``
+    (cosine, sine), rotated with real arithmetic: what :func:`torch.compile` can generate code
+    for (inductor has no complex kernels). Both give the same result to float rounding.
+
+    Shapes: ``x: ... E``, ``phases``: broadcastable to ``... F`` (complex) or ``... F 2`` (real)
+    -> ``... E`` in ``x``'s dtype.
     """
-    pairs = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))
-    return torch.view_as_real(pairs * phases).flatten(-2).to(x.dtype)
+    if phases.is_complex():
+        pairs = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))
+        return torch.view_as_real(pairs * phases).flatten(-2).to(x.dtype)
+    pairs_F2 = x.float().unflatten(-1, (-1, 2))
+    a, b = pairs_F2[..., 0], pairs_F2[..., 1]
+    cos, sin = phases[..., 0], phases[..., 1]
+    return torch.stack([a * cos - b * sin, a * sin + b * cos], dim=-1).flatten(-2).to(x.dtype)

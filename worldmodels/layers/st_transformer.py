@@ -22,7 +22,9 @@ cost of a frame does not grow with the frames played.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from einops import rearrange
@@ -222,8 +224,8 @@ class STBlock(nn.Module):
         return (out, kv) if return_kv else out
 
     def stream_step(
-        self, x_BKND: Tensor, keys: Tensor, values: Tensor, slots: list[int], rope: Tensor,
-        key_masks: list[Tensor | None],
+        self, x_BKND: Tensor, keys: Tensor, values: Tensor, slots: list[int] | Tensor, rope: Tensor,
+        key_masks: list[Tensor | None] | Tensor,
     ) -> Tensor:
         """``K`` consecutive new frames after a rolling key/value buffer (see :class:`STStream`).
 
@@ -231,7 +233,8 @@ class STBlock(nn.Module):
         (so it sees the frames before it, not the ones after).
 
         Shapes: ``x: B K N D -> B K N D``; ``keys, values: (B N) H W E``; ``rope: K F``;
-        ``key_masks``: per frame ``1 W`` bool or ``None``.
+        ``key_masks``: per frame ``1 W`` bool or ``None`` (or the tensor forms of
+        :meth:`Attention.attend_in_place <worldmodels.layers.Attention.attend_in_place>`).
         """
         b, k, n, d = x_BKND.shape
         x_SND = x_BKND.reshape(b * k, n, d)
@@ -297,6 +300,7 @@ class STTransformer(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.num_heads, self.head_dim = num_heads, head_dim if head_dim is not None else dim // num_heads
         self.rope = RotaryEmbedding(self.head_dim) if temporal_rope else None
+        self._compiled_stream: Callable[..., Tensor] | None = None  # set by compile_stream
 
     def _temporal(self, frames: int, offset: int, device: torch.device) -> tuple[Tensor | None, Tensor | None]:
         """Rotary phases of frames ``offset ..`` and the sliding-window mask (``None`` within one window)."""
@@ -401,7 +405,8 @@ class STTransformer(nn.Module):
         The first ``K - 1`` frames are committed (the stream advances past them); the last one is
         committed only with ``commit=True``. Calls for the same uncommitted frame overwrite its
         slot (a sampler's refinement passes); a call with ``K = 2`` commits the frame a sampler
-        has just finished and runs the first pass of the next one together.
+        has just finished and runs the first pass of the next one together. After
+        :meth:`compile_stream` the blocks run compiled.
 
         Shapes: ``x: B K N D -> B K N D``.
         """
@@ -418,10 +423,44 @@ class STTransformer(nn.Module):
             stream.slot_frames[slot] = f
             # until the buffer is full, empty slots stay unseen (1 W, broadcast over sequences and heads)
             key_masks.append((stream.slot_frames >= 0)[None, :].clone() if f < window - 1 else None)
-        phases = self.rope.phases(torch.tensor(frames, device=x_BKND.device))
+        device = x_BKND.device
+        phases = self.rope.phases(torch.tensor(frames, device=device))
+        if self._compiled_stream is not None:  # tensors only: one graph for every slot and frame
+            full = torch.ones(1, window, dtype=torch.bool, device=device)
+            masks_K1W = torch.stack([full if m is None else m for m in key_masks])
+            x = self._compiled_stream(x_BKND.contiguous(), stream.keys, stream.values, torch.tensor(slots, device=device),
+                                      torch.view_as_real(phases), masks_K1W)
+        else:
+            x = self._stream_blocks(x_BKND, stream.keys, stream.values, slots, phases, key_masks)
+        stream.frames += k if commit else k - 1
+        return x
+
+    def _stream_blocks(
+        self, x_BKND: Tensor, keys: list[Tensor], values: list[Tensor], slots: list[int] | Tensor, phases: Tensor,
+        key_masks: list[Tensor | None] | Tensor,
+    ) -> Tensor:
+        """Every block's :meth:`STBlock.stream_step`, then the final norm (what :meth:`compile_stream` compiles)."""
         x = x_BKND
         blocks: list[STBlock] = list(self.blocks)  # type: ignore[arg-type]  # a ModuleList of STBlocks
         for i, block in enumerate(blocks):
-            x = block.stream_step(x, stream.keys[i], stream.values[i], slots, phases, key_masks)
-        stream.frames += k if commit else k - 1
+            x = block.stream_step(x, keys[i], values[i], slots, phases, key_masks)
         return self.norm(x)
+
+    def compile_stream(self, backend: str = "inductor", **options: Any) -> None:
+        """Run :meth:`stream_step`'s blocks through :func:`torch.compile` from now on.
+
+        The compiled form takes the slots, the masks and the rotary phases as tensors (real
+        cosine/sine pairs: inductor has no complex kernels) and writes the keys and values with
+        ``index_copy_``, so one graph serves every frame and slot; a sampler pass (``K = 1``) and
+        a commit-and-pass (``K = 2``) compile once each, and so does every other batch size. The
+        first calls are slow (tens of seconds of compilation on a CPU). Eager mode stays the
+        default and never depends on it.
+
+        Args:
+            backend: a :func:`torch.compile` backend (``"eager"`` traces without generating code).
+            **options: further :func:`torch.compile` arguments (``mode=``, ``fullgraph=``, ...).
+        """
+        if self.rope is None:
+            raise ValueError("compile_stream compiles streams, which need temporal_rope=True.")
+        options.setdefault("dynamic", False)
+        self._compiled_stream = torch.compile(self._stream_blocks, backend=backend, **options)

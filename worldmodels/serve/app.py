@@ -34,7 +34,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from worldmodels.envs.prompts import frame_to_uint8
-from worldmodels.envs.world_model_env import WorldModelEnv, load_world_model
+from worldmodels.envs.world_model_env import WorldModelEnv, compile_world_model, load_world_model
 from worldmodels.serve.keymap import KeyMap, contingency_from_data, keymap_from_report, keymap_from_table
 from worldmodels.serve.session import MAX_MESSAGE_BYTES, PlaySession, png_base64
 from worldmodels.world_model import WorldModel
@@ -129,6 +129,7 @@ def create_app(
     bf16: bool | str = "auto",
     sampler_steps: int | None = None,
     threads: int | None = None,
+    compile: bool | str = False,  # noqa: A002 - mirrors torch.compile
 ) -> Starlette:
     """The web app that plays ``source`` (a checkpoint directory, a preset name or a model).
 
@@ -142,6 +143,9 @@ def create_app(
         threads: torch's CPU threads on the model thread (``None``: torch's choice). With a browser
             on the same few cores, one thread fewer than the cores can be faster: a parallel
             kernel waits for its slowest thread, and the browser takes a core now and then.
+        compile: compile the model's generation with :func:`torch.compile`
+            (:func:`~worldmodels.envs.compile_world_model`) before serving; the first steps of
+            the first session are slow while it compiles. A string names the backend.
 
     Returns:
         A Starlette app: ``/`` (the page), ``/api/info`` (model, key map, prompts), ``/ws`` (play).
@@ -156,6 +160,8 @@ def create_app(
         model = load_world_model(source if not isinstance(source, os.PathLike) else str(source),
                                  sampler_steps=sampler_steps)
         name = str(source) if not isinstance(source, WorldModel) else "model"
+        if compile:
+            compile_world_model(model, backend=compile if isinstance(compile, str) else "inductor")
         with torch.no_grad():
             keymap = _keymap(model, name, str(data) if data else None, str(report) if report else None, split)
             prompts = _held_out_prompts(model, data, split) if data else []

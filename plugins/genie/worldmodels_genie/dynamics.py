@@ -469,6 +469,15 @@ class MaskGITDynamics(Dynamics):
         _, st = self.transformer.open_stream(self.embed_inputs(tokens, action_embeddings), window=frames + 1)
         return MaskGITStream(self, st, tokens[:, -1:])
 
+    def compile_inference(self, backend: str = "inductor") -> None:
+        """Compile generation: with rotary positions the stream's blocks
+        (:meth:`~worldmodels.layers.STTransformer.compile_stream`: one graph for every frame and
+        slot), otherwise :meth:`forward`, :meth:`prefill` and :meth:`next_logits`."""
+        if self.temporal_pos == "rope":
+            self.transformer.compile_stream(backend)
+        else:
+            super().compile_inference(backend)
+
     def history_frames(self, frames: int) -> int:
         """``depth * frames`` with rotary positions (each cached frame carries its own window), else ``frames``."""
         return frames * len(self.transformer.blocks) if self.temporal_pos == "rope" else frames

@@ -13,13 +13,17 @@ runs the model on a worker thread):
   the page keeps them (what the server gives when nothing else wants the CPU).
 
 The rounds alternate (window, page, socket, window, page, socket, ...) so that a machine whose
-speed drifts treats each alike; every figure is printed, then the mean of each. ``--threads``
-sets torch's threads in the server and the window (default: torch's own choice).
+speed drifts treats each alike; every figure is printed, then the mean of each and the mean of the
+per-round ratios to the window (each round's page against the window just before it). ``--threads``
+sets torch's threads in the server and the window (default: torch's own choice); ``--compile``
+compiles the model's generation in both (:func:`~worldmodels.envs.compile_world_model`; the
+compile happens before the timed seconds).
 
 Usage::
 
     python benchmarks/bench_serve.py demo_out/run/dynamics/final --seconds 15 --rounds 2
     python benchmarks/bench_serve.py demo_out/run/dynamics/final --modes page --threads 1
+    python benchmarks/bench_serve.py demo_out/run/dynamics/final --modes window,page --compile
 """
 
 from __future__ import annotations
@@ -51,16 +55,19 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def window_fps(checkpoint: str, seconds: float, precision: str) -> float:
+def window_fps(checkpoint: str, seconds: float, precision: str, compile: bool = False) -> float:  # noqa: A002
     """Steps/s of the pygame window with one action key pressed at every loop."""
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     import pygame
 
     from worldmodels.envs import WorldModelEnv
-    from worldmodels.envs.world_model_env import load_world_model
+    from worldmodels.envs.world_model_env import compile_world_model, load_world_model
     from worldmodels.play.window import PlayWindow
 
-    env = WorldModelEnv(load_world_model(checkpoint), bf16={"auto": "auto", "fp32": False, "bf16": True}[precision])
+    model = load_world_model(checkpoint)
+    if compile:
+        compile_world_model(model)
+    env = WorldModelEnv(model, bf16={"auto": "auto", "fp32": False, "bf16": True}[precision])
     done: list[float] = []
     step = env.step
 
@@ -74,13 +81,13 @@ def window_fps(checkpoint: str, seconds: float, precision: str) -> float:
 
     def one_press(*args, **kwargs):  # type: ignore[no-untyped-def]
         events = real_get(*args, **kwargs)
-        if done and done[-1] - done[0] > seconds:
+        if done and done[-1] - done[0] > seconds + (20.0 if compile else 0.0):
             return [*events, pygame.event.Event(pygame.KEYDOWN, key=pygame.K_ESCAPE)]
         return [*events, pygame.event.Event(pygame.KEYDOWN, key=pygame.K_1)]
 
     pygame.event.get = one_press
     PlayWindow(env, seed=0).run()
-    warm = [t for t in done if t - done[0] > 1.0]  # the first second warms up
+    warm = [t for t in done if t - done[0] > (20.0 if compile else 1.0)]  # warm-up (and tracing)
     return (len(warm) - 1) / (warm[-1] - warm[0])
 
 
@@ -106,13 +113,14 @@ def _tree_cpu_seconds(pid: int) -> float:
     return total
 
 
-def _start_server(checkpoint: str, precision: str, threads: int | None):  # type: ignore[no-untyped-def]
+def _start_server(checkpoint: str, precision: str, threads: int | None, compile: bool = False):  # type: ignore[no-untyped-def]  # noqa: A002
     import uvicorn
 
     from worldmodels.serve.app import create_app
     from worldmodels.serve.session import MAX_MESSAGE_BYTES
 
-    app = create_app(checkpoint, bf16={"auto": "auto", "fp32": False, "bf16": True}[precision], threads=threads)
+    app = create_app(checkpoint, bf16={"auto": "auto", "fp32": False, "bf16": True}[precision], threads=threads,
+                     compile=compile)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            ws_max_size=MAX_MESSAGE_BYTES))
@@ -123,20 +131,21 @@ def _start_server(checkpoint: str, precision: str, threads: int | None):  # type
     return server, thread, port
 
 
-def page_fps(checkpoint: str, seconds: float, precision: str, threads: int | None = None) -> float:
+def page_fps(checkpoint: str, seconds: float, precision: str, threads: int | None = None,
+             compile: bool = False) -> float:  # noqa: A002
     """Steps/s the page counts while headless Chromium holds the key of latent action 1."""
     from cdp_browser import Browser, find_chromium
 
     executable = find_chromium()
     if executable is None:
         raise SystemExit("no Chromium on PATH: apt-get install chromium")
-    server, thread, port = _start_server(checkpoint, precision, threads)
+    server, thread, port = _start_server(checkpoint, precision, threads, compile)
     browser = Browser(executable)
     try:
         browser.navigate(f"http://127.0.0.1:{port}/")
         browser.wait_for("document.getElementById('status').textContent.startsWith('ready') && "
                          "document.getElementById('step').textContent === '0'", timeout=120)
-        browser.key("1", hold=1.0)  # warm-up
+        browser.key("1", hold=20.0 if compile else 1.0)  # warm-up (and tracing)
         step = "Number(document.getElementById('step').textContent)"
         cpu_before = _tree_cpu_seconds(browser.process.pid)
         before, start = int(browser.evaluate(step)), time.perf_counter()
@@ -150,11 +159,12 @@ def page_fps(checkpoint: str, seconds: float, precision: str, threads: int | Non
         thread.join(timeout=10)
 
 
-def socket_fps(checkpoint: str, seconds: float, precision: str, threads: int | None = None) -> float:
+def socket_fps(checkpoint: str, seconds: float, precision: str, threads: int | None = None,
+               compile: bool = False) -> float:  # noqa: A002
     """Steps/s of a WebSocket client keeping two steps in flight (no browser)."""
     from websockets.sync.client import connect
 
-    server, thread, port = _start_server(checkpoint, precision, threads)
+    server, thread, port = _start_server(checkpoint, precision, threads, compile)
     try:
         with connect(f"ws://127.0.0.1:{port}/ws", max_size=8 * 1024 * 1024) as ws:
 
@@ -174,7 +184,7 @@ def socket_fps(checkpoint: str, seconds: float, precision: str, threads: int | N
                 until("frame")
                 frames += 1
                 now = time.perf_counter()
-                if counted is None and now - start > 1.0:  # the first second warms up
+                if counted is None and now - start > (20.0 if compile else 1.0):  # warm-up (and tracing)
                     counted, start, frames = 0, now, 0
                 if counted is not None and now - start > seconds:
                     until("frame")  # the one still in flight
@@ -192,9 +202,10 @@ def _child(args: argparse.Namespace) -> None:
             import torch
 
             torch.set_num_threads(threads)
-        fps = window_fps(args.checkpoint, args.seconds, args.precision)
+        fps = window_fps(args.checkpoint, args.seconds, args.precision, args.compile)
     else:  # the server sets the threads on its model thread
-        fps = (page_fps if args.child == "page" else socket_fps)(args.checkpoint, args.seconds, args.precision, threads)
+        fps = (page_fps if args.child == "page" else socket_fps)(args.checkpoint, args.seconds, args.precision, threads,
+                                                                  args.compile)
     print(json.dumps({"fps": fps, "browser_cores": BROWSER_CORES[-1] if BROWSER_CORES else None}))
 
 
@@ -206,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated: window, page, socket")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--server-threads", type=int, default=None,
+                        help="torch threads in the server only (page, socket); default: --threads")
+    parser.add_argument("--compile", action="store_true", help="compile the model's generation (window and server)")
     parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -215,12 +229,15 @@ def main(argv: list[str] | None = None) -> int:
     if not modes or any(m not in MODES for m in modes):
         parser.error(f"--modes takes a comma-separated subset of {', '.join(MODES)}, got {args.modes!r}")
     print(f"checkpoint {args.checkpoint}; {args.seconds:g} s per round, {args.rounds} rounds, precision "
-          f"{args.precision}, torch threads {args.threads or 'default'}; {os.cpu_count()} CPUs", flush=True)
+          f"{args.precision}, torch threads {args.threads or 'default'}"
+          f"{'' if args.server_threads is None else f' (server {args.server_threads})'}, {'compiled' if args.compile else 'eager'}; "
+          f"{os.cpu_count()} CPUs", flush=True)
     results: dict[str, list[float]] = {m: [] for m in modes}
     for round_ in range(args.rounds):
         for mode in modes:
+            threads = args.threads if mode == "window" or args.server_threads is None else args.server_threads
             cmd = [sys.executable, __file__, args.checkpoint, "--child", mode, "--seconds", str(args.seconds),
-                   "--precision", args.precision, "--threads", str(args.threads)]
+                   "--precision", args.precision, "--threads", str(threads)] + (["--compile"] if args.compile else [])
             out = subprocess.run(cmd, capture_output=True, text=True, timeout=600 + 4 * args.seconds)
             lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
             if out.returncode or not lines:
@@ -233,8 +250,13 @@ def main(argv: list[str] | None = None) -> int:
     for mode, values in results.items():
         spread = f" (sd {statistics.stdev(values):.1f})" if len(values) > 1 else ""
         print(f"{mode:>6}: mean {statistics.mean(values):5.1f} frames/s over {len(values)} rounds{spread}")
-    if "window" in results and "page" in results:
-        print(f"page / window: {statistics.mean(results['page']) / statistics.mean(results['window']):.2f}")
+    for mode in ("page", "socket"):
+        if "window" in results and mode in results:
+            # each round's ratio to the window's round just before it: the machine's drift cancels
+            ratios = [m / w for m, w in zip(results[mode], results["window"], strict=True)]
+            spread = f", sd {statistics.stdev(ratios):.2f} over {len(ratios)} rounds" if len(ratios) > 1 else ""
+            print(f"{mode} / window: {statistics.mean(results[mode]) / statistics.mean(results['window']):.2f} "
+                  f"(ratio of the means); per round {statistics.mean(ratios):.2f}{spread}")
     return 0
 
 

@@ -333,6 +333,26 @@ def test_cli_reports_a_recorded_action_baseline_beside_the_model(run_dir: Path, 
     assert "Recorded-action baseline" in (out / "report.md").read_text()
 
 
+def test_a_baseline_with_no_fully_known_clip_is_left_out_with_a_note(run_dir: Path, tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    baseline = worldmodels.build("toy-world", action_model={"name": "recorded", "num_actions": 5})
+    baseline.save_pretrained(tmp_path / "baseline")
+    clips = moving_sprites(3, num_frames=4, image_size=16, seed=7)
+    items = []
+    for i in range(3):
+        actions = clips.actions[i].clone()
+        actions[i] = -1  # as a frame_skip leaves it where the skipped steps' actions differ
+        items.append({"video": clips.video[i], "actions": actions})
+    report = evaluate(run_dir, items, horizon=HORIZON, batch_size=2, baseline=tmp_path / "baseline",
+                      figure_clips=1, latent_steps=2)
+    assert report.baseline is None and report.headline()["baseline_delta_psnr_t4"] is None
+    assert any("baseline was not measured" in note and "frame_skip" in note for note in report.notes)
+    unlabelled = [{"video": item["video"]} for item in items]  # no actions at all: asking for a baseline is an error
+    with pytest.raises(ValueError, match="recorded actions"):
+        evaluate(run_dir, unlabelled, horizon=HORIZON, batch_size=2, baseline=tmp_path / "baseline",
+                 figure_clips=1, latent_steps=2)
+
+
 def test_cli_bad_checkpoint_or_data_fails_with_a_clear_error(tmp_path: Path, sprite_data: Path, run_dir: Path,
                                                              capsys) -> None:
     assert main(["eval", str(tmp_path / "nowhere"), "--data", str(sprite_data)]) == 2

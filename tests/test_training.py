@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -108,6 +109,36 @@ def test_stage_all_runs_tokenizer_then_dynamics_with_per_stage_settings(tmp_path
     assert result.stages["tokenizer"].step == 4 and result.stages["dynamics"].step == 2
     assert result.final_dir == tmp_path / "dynamics" / "final"
     assert json.loads((tmp_path / "dynamics" / "run.json").read_text())["train"]["lr"] == 1e-3
+
+
+def test_a_model_trained_on_every_second_frame_records_it_and_is_evaluated_on_it(tmp_path: Path) -> None:
+    from worldmodels.data.clips import ClipDataset
+    from worldmodels.data.shards import Episode, ShardWriter
+    from worldmodels.data.synthetic import moving_sprites
+    from worldmodels.eval.held_out import load_held_out_clips
+
+    root = tmp_path / "data"
+    clips = moving_sprites(4, num_frames=12, image_size=16, seed=5)
+    with ShardWriter(root, {"env": {"name": "sprites", "num_actions": 5}}) as writer:
+        for i, frames in enumerate(clips.frames_uint8()):
+            actions = np.concatenate([clips.actions[i].numpy(), [-1]])
+            writer.add("train" if i < 2 else "test", Episode(frames, actions, level_seed=i))
+    result = _fit(tmp_path / "run", data=ClipDataset(root, 4, image_size=16, split="train", frame_skip=2), steps=2)
+    model = WorldModel.from_pretrained(result.final_dir)
+    assert model.frame_skip == 2 and model.config["frame_skip"] == 2
+    held_out = load_held_out_clips(root, model, "test", None)  # a directory is cut as the model was trained
+    want = ClipDataset(root, 4, image_size=16, split="test", frame_skip=2)
+    assert held_out.video.shape[0] == len(want) > 0
+    assert torch.equal(held_out.video, torch.stack([want[i]["video"] for i in range(len(want))]))
+    assert not torch.equal(held_out.video, load_held_out_clips(root, _toy_world(), "test", None).video)
+    older = {k: v for k, v in model.config.items() if k != "frame_skip"}  # configs saved before the key
+    assert WorldModel.from_config(older).frame_skip == 1
+    with pytest.raises(ValueError, match="frame_skip"):
+        WorldModel.from_config(model.config, frame_skip=0)
+
+
+def _toy_world() -> WorldModel:
+    return WorldModel.from_config("toy-world")
 
 
 def test_bf16_autocast_on_cpu_trains(tmp_path: Path) -> None:

@@ -73,6 +73,10 @@ class WorldModel(nn.Module):
         in_channels: ``C``.
         num_frames: the context length ``T`` the model is trained on.
         name: the preset name it was built from.
+        frame_skip: game frames per step of the learned world: the ``frame_skip`` of the clips it
+            was trained on (the trainer records it). The evaluation and ``serve`` cut a data
+            directory's clips with it, so a model trained on every second frame is measured and
+            played on every second frame.
     """
 
     def __init__(
@@ -86,8 +90,11 @@ class WorldModel(nn.Module):
         in_channels: int = 3,
         num_frames: int = 16,
         name: str | None = None,
+        frame_skip: int = 1,
     ) -> None:
         super().__init__()
+        if int(frame_skip) < 1:
+            raise ValueError(f"frame_skip is the game frames per step of the world, at least 1; got {frame_skip}.")
         if bool(getattr(tokenizer, "continuous", False)) != bool(getattr(dynamics, "continuous", False)):
             kinds = {True: "continuous latents", False: "discrete token ids"}
             raise ValueError(
@@ -102,6 +109,7 @@ class WorldModel(nn.Module):
         self.in_channels = int(in_channels)
         self.num_frames = int(num_frames)
         self.name = name
+        self.frame_skip = int(frame_skip)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -134,6 +142,7 @@ class WorldModel(nn.Module):
             in_channels=in_channels,
             num_frames=num_frames,
             name=cfg.get("name"),
+            frame_skip=int(cfg.get("frame_skip", 1)),
         )
 
     @property
@@ -145,6 +154,7 @@ class WorldModel(nn.Module):
             "image_size": list(self.image_size),
             "in_channels": self.in_channels,
             "num_frames": self.num_frames,
+            "frame_skip": self.frame_skip,
             "tokenizer": self.tokenizer.get_config(),
             "action_model": self.action_model.get_config(),
             "dynamics": self.dynamics.get_config(),

@@ -215,9 +215,18 @@ def evaluate(
             probe_fit_fraction=probe_fit_fraction, random_trials=random_trials, timings=timings, say=say,
         )
     if baseline is not None:
-        say("baseline: Delta_t PSNR of the recorded-action model on the same clips")
-        with _timed(timings, "baseline"):
-            report.baseline = _evaluate_baseline(baseline, clips, device, model_overrides, horizon, batch_size, seed)
+        known = (clips.actions[:, :horizon] >= 0).all(dim=1)
+        if bool((clips.actions >= 0).any()) and not bool(known.any()):
+            notes.append(
+                f"the recorded-action baseline was not measured: none of the {n} clips has all {horizon} of its "
+                "actions known (with a frame_skip, a transition's action is unknown where its frames' actions "
+                "differ); evaluate more clips or a shorter horizon."
+            )
+        else:
+            say("baseline: Delta_t PSNR of the recorded-action model on the same clips")
+            with _timed(timings, "baseline"):
+                report.baseline = _evaluate_baseline(baseline, clips, device, model_overrides, horizon, batch_size,
+                                                     seed)
 
     report.notes = notes + report.notes
     report.settings = {
@@ -228,6 +237,7 @@ def evaluate(
             "image_size": list(wm.image_size),
             "in_channels": wm.in_channels,
             "num_frames": wm.num_frames,
+            "frame_skip": wm.frame_skip,
             "num_actions": wm.num_actions,
             "tokenizer_vocab_size": None if wm.tokenizer.continuous else int(wm.tokenizer.vocab_size or 0),
             "tokenizer_latent_dim": wm.tokenizer.latent_dim if wm.tokenizer.continuous else None,

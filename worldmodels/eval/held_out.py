@@ -108,10 +108,10 @@ def load_held_out_clips(
     """Draw up to ``max_clips`` clips spread evenly over a data set's split, with what the data recorded.
 
     Args:
-        data: a data set directory (read with the model's clip length and image size) or a dataset
+        data: a data set directory (read with the model's clip length, image size and frame skip) or a dataset
             object whose items are dicts with ``video`` (and optionally ``actions``, ``rewards``,
             ``terminated``).
-        model: the model the clips are for (its ``num_frames`` and ``image_size``).
+        model: the model the clips are for (its ``num_frames``, ``image_size`` and ``frame_skip``).
         split: the split of a recorded data set (``test``, ``val``, ...), or ``None``.
         max_clips: the most clips to draw (``None``: all of them).
 
@@ -128,7 +128,8 @@ def load_held_out_clips(
     from worldmodels.data.clips import ClipDataset
 
     if isinstance(data, (str, os.PathLike)):
-        dataset: Any = ClipDataset(data, num_frames=model.num_frames, image_size=model.image_size, split=split)
+        dataset: Any = ClipDataset(data, num_frames=model.num_frames, image_size=model.image_size, split=split,
+                                   frame_skip=getattr(model, "frame_skip", 1))
         description = str(data)
     elif hasattr(data, "__len__") and hasattr(data, "__getitem__"):
         dataset = data

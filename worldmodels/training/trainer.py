@@ -159,6 +159,9 @@ class Trainer:
         self.train_data = train_data
         self.val_data = val_data
         self.data_config = data_config
+        skip = getattr(train_data, "frame_skip", None)
+        if skip is not None:  # the model is what its clips were: its steps are skip game frames each
+            self.model.frame_skip = int(skip)
         name = self.model.name or "model"
         self.run_dir = Path(config.run_dir or Path("runs") / name)
         self.stage_dir = self.run_dir / self.stage

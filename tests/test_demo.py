@@ -53,6 +53,12 @@ def test_shortened_demo_runs_end_to_end_and_resumes(tmp_path: Path, capsys) -> N
     assert "reusing it" in capsys.readouterr().out
     assert (out / "run" / "dynamics" / "final" / "model.safetensors").stat().st_mtime == before
 
+    # the same folder with another recording setting is refused, not silently reused
+    assert main(["demo", "--out", str(out), *TINY, "demo.record.options.action_repeat=3"]) == 2
+    err = capsys.readouterr().err
+    assert "(the recipe asks 3)" in err and "action_repeat=" in err and "--out" in err
+    assert (out / "run" / "dynamics" / "final" / "model.safetensors").stat().st_mtime == before
+
 
 @pytest.mark.slow
 def test_trained_world_responds_to_its_latent_actions(tmp_path: Path) -> None:

@@ -191,3 +191,96 @@ def test_coinrun_sticky_policy_holds_visible_actions_and_manifest_groups_them(tm
         changes = np.flatnonzero(np.diff(acts)) + 1
         runs += np.diff(np.concatenate([[0], changes, [len(acts)]])).tolist()
     assert np.mean(runs) > STICKY_MEAN_HOLD / 2  # held for several steps at a time
+
+
+@needs_procgen
+def test_action_repeat_stores_every_kth_frame_of_the_same_play(tmp_path: Path) -> None:
+    """Recording with action_repeat=2 is the same game as holding each action for two steps and
+    keeping every second frame: same frames, same actions, rewards summed over the held steps."""
+    sequence = [7, 7, 8, 7, 1, 4, 8, 8, 2, 7]  # RIGHT, RIGHT+UP, LEFT, NOOP, LEFT+UP
+
+    def scripted(held: int):
+        calls = {"n": 0}
+
+        def policy(obs: np.ndarray, first: np.ndarray) -> np.ndarray:
+            action = sequence[(calls["n"] // held) % len(sequence)]
+            calls["n"] += 1
+            return np.full(len(first), action)
+
+        return policy
+
+    kwargs = dict(episodes=2, splits="train=2", seed=3, progress=False)
+    fast = record("coinrun", tmp_path / "a", env_options={"action_repeat": 2, "num_envs": 2},
+                  frames_per_episode=12, policy=scripted(1), **kwargs)
+    slow = record("coinrun", tmp_path / "b", env_options={"num_envs": 2}, frames_per_episode=23,
+                  policy=scripted(2), **kwargs)
+    assert fast.manifest["env"]["action_repeat"] == 2 and fast.manifest["fps"] == 7.5
+    from worldmodels.data.shards import open_array
+
+    pa, pb = (tmp_path / "a" / fast.manifest["shards"][0]["path"]), (tmp_path / "b" / slow.manifest["shards"][0]["path"])
+    sa, sb = ({**load_shard(p), "rewards": open_array(p, "rewards")} for p in (pa, pb))
+    ea, eb = fast.manifest["shards"][0]["episodes"], slow.manifest["shards"][0]["episodes"]
+    assert len(ea) == len(eb) == 2
+    for (_, oa, la, seed_a), (_, ob, lb, seed_b) in zip(ea, eb):
+        assert seed_a == seed_b and la == 12 and lb == 23
+        np.testing.assert_array_equal(sa["frames"][oa:oa + la], sb["frames"][ob:ob + lb:2])
+        np.testing.assert_array_equal(sa["actions"][oa:oa + la - 1], sb["actions"][ob:ob + lb - 1:2])
+        want = sb["rewards"][ob:ob + lb - 1].reshape(-1, 2).sum(axis=1)
+        np.testing.assert_allclose(sa["rewards"][oa:oa + la - 1], want)
+    with pytest.raises(ValueError, match="action_repeat"):
+        get_recorder("coinrun", action_repeat=0)
+
+
+class _CountingGym3:
+    """A stand-in for ProcgenGym3Env whose frames show their game step, whose step t pays reward t,
+    and whose episodes end after 5 steps (env 0) or 6 steps (env 1)."""
+
+    lengths = (5, 6)
+
+    def __init__(self, num: int, **_: object) -> None:
+        from worldmodels.data.recorders.procgen import PROCGEN_COMBOS
+
+        self.combos = [list(c) for c in PROCGEN_COMBOS]
+        self.n, self.t, self.episode = num, np.zeros(num, np.int64), np.zeros(num, np.int64)
+        self.rew, self.first = np.zeros(num), np.ones(num, bool)
+
+    def observe(self):
+        rgb = np.zeros((self.n, 64, 64, 3), np.uint8)
+        rgb[:, 0, 0, 0], rgb[:, 0, 0, 1] = self.t, self.episode
+        return self.rew.copy(), {"rgb": rgb}, self.first.copy()
+
+    def act(self, action: np.ndarray) -> None:
+        self.t += 1
+        self.rew = self.t.astype(np.float64)
+        self.first = self.t >= np.array(self.lengths[: self.n])
+        self.episode[self.first] += 1
+        self.t[self.first] = 0
+
+    def get_info(self):
+        return [{"level_seed": int(100 * i + e)} for i, e in enumerate(self.episode)]
+
+    def close(self) -> None:
+        pass
+
+
+@needs_procgen
+def test_action_repeat_sums_rewards_and_ends_episodes_inside_a_held_action(tmp_path: Path, monkeypatch) -> None:
+    recorder = get_recorder("coinrun", action_repeat=2, num_envs=1)
+    monkeypatch.setattr(recorder._procgen, "ProcgenGym3Env", _CountingGym3)
+    result = recorder.record(tmp_path / "c", episodes=2, frames_per_episode=8, policy=lambda obs, first: [7],
+                             splits="train=2", progress=False)
+    from worldmodels.data.shards import open_array
+
+    path = tmp_path / "c" / result.manifest["shards"][0]["path"]
+    shard = load_shard(path)
+    rewards, ended = open_array(path, "rewards"), open_array(path, "terminated")
+    episodes = result.manifest["shards"][0]["episodes"]
+    first, second = [slice(offset, offset + length) for _, offset, length, _ in episodes]
+    # episode 0 (5 steps): frames at game steps 0, 2, 4; the third action's first step ends it
+    assert shard["frames"][first, 0, 0, 0].tolist() == [0, 2, 4] and shard["frames"][first, 0, 0, 1].tolist() == [0] * 3
+    assert rewards[first][:-1].tolist() == [1 + 2, 3 + 4] and rewards[first][-1] == 5  # not the next level's step
+    assert ended[first].tolist() == [0, 0, 1]
+    # the next level was entered in the middle of a held action: its frames are at odd game steps
+    assert shard["frames"][second, 0, 0, 0].tolist() == [1, 3, 5][: second.stop - second.start]
+    assert shard["frames"][second, 0, 0, 1].tolist() == [1] * (second.stop - second.start)
+    assert shard["step"][first].tolist() == [0, 1, 2]

@@ -82,12 +82,37 @@ def _data_complete(directory: Path) -> bool:
         return False
 
 
+def _recording_differences(manifest: dict[str, Any], rec: Any) -> list[str]:
+    """What a finished recording's manifest says that the recipe's ``demo.record`` does not."""
+    from worldmodels.build_config import to_container
+
+    env = manifest.get("env") or {}
+    recorded: dict[str, Any] = {
+        "policy": (manifest.get("policy") or {}).get("name"), "frames_per_episode": manifest.get("frames_per_episode"),
+        "seed": manifest.get("seed"), "episodes": (manifest.get("counts") or {}).get("episodes"),
+    }  # fmt: skip
+    differences = [f"{key}={recorded[key]!r} (the recipe asks {rec.get(key)!r})" for key in recorded
+                   if rec.get(key) is not None and recorded[key] is not None and recorded[key] != rec.get(key)]
+    options = {**(env.get("options") or {}), "action_repeat": env.get("action_repeat", 1)}
+    for key, value in dict(to_container(rec.get("options") or {})).items():
+        if key in options and options[key] != value:
+            differences.append(f"{key}={options[key]!r} (the recipe asks {value!r})")
+    return differences
+
+
 def _record(cfg: Any, data_dir: Path) -> None:
     from worldmodels.build_config import ConfigError, to_container
     from worldmodels.data.recorders import parse_splits, record
 
     rec = cfg.demo.record
     if _data_complete(data_dir):
+        differences = _recording_differences(json.loads((data_dir / "manifest.json").read_text()), rec)
+        if differences:
+            raise ConfigError(
+                f"{data_dir} was recorded with {', '.join(differences)}: training on it would not be the demo "
+                f"this recipe describes. Delete {data_dir.parent} (or its data and run folders), or pass another "
+                "--out, and run the demo again."
+            )
         _log(f"data: {data_dir} is complete, reusing it")
         return
     if not rec.get("env"):

@@ -73,6 +73,11 @@ class ProcgenRecorder(Recorder):
         distribution_mode: ``easy``, ``hard`` (the Genie paper's setting), ``extreme``, ``memory``.
         num_envs: environments stepped in parallel (capped by the episodes of a split and by
             a memory budget for very long episodes).
+        action_repeat: game steps per recorded step: each action the policy picks is held for
+            ``action_repeat`` steps and only the frame after them is stored (Atari's frame skip),
+            so every recorded transition has one known action; rewards are summed over the steps,
+            and the shards' ``step`` counts recorded steps (game steps // ``action_repeat``).
+            ``2`` records CoinRun at 7.5 frames per second.
         **options: further ``ProcgenGym3Env`` options (``use_backgrounds``, ``center_agent``,
             ``restrict_themes``, ``use_monochrome_assets``, ``paint_vel_info``, ...).
 
@@ -83,7 +88,8 @@ class ProcgenRecorder(Recorder):
     kind = "procgen"
     _BUFFER_BYTES = 2 << 30  # frames held in unfinished windows, over all environments
 
-    def __init__(self, game: str = "coinrun", *, distribution_mode: str = "hard", num_envs: int = 64, **options: Any):
+    def __init__(self, game: str = "coinrun", *, distribution_mode: str = "hard", num_envs: int = 64,
+                 action_repeat: int = 1, **options: Any):
         procgen = _import_procgen()
         from procgen.env import DISTRIBUTION_MODE_DICT, ENV_NAMES
 
@@ -96,6 +102,9 @@ class ProcgenRecorder(Recorder):
             raise ValueError(f"Unknown Procgen game {game!r}.{hint} Games: {', '.join(ENV_NAMES)}.")
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}.")
+        if int(action_repeat) != action_repeat or int(action_repeat) < 1:
+            raise ValueError(f"action_repeat is the game steps per recorded step, an integer >= 1; got {action_repeat!r}.")
+        self.action_repeat = int(action_repeat)
         self._procgen = procgen
         self.game = game
         self.name = game if game == "coinrun" else f"procgen:{game}"
@@ -107,12 +116,18 @@ class ProcgenRecorder(Recorder):
     def policies(self) -> tuple[str, ...]:
         return POLICIES
 
+    @property
+    def fps(self) -> float:
+        """Procgen runs at 15 game steps per second; a recorded step spans ``action_repeat`` of them."""
+        return 15.0 / self.action_repeat
+
     def env_metadata(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "kind": self.kind,
             "game": self.game,
             "options": {"distribution_mode": self.distribution_mode, **self.options},
+            "action_repeat": self.action_repeat,
             "num_actions": len(self.combos),
             "action_names": ["+".join(c) or "NOOP" for c in self.combos],
             "action_groups": procgen_action_groups(self.combos),
@@ -200,6 +215,8 @@ class ProcgenRecorder(Recorder):
         level_seed = np.full(n, -1, np.int64)
         window_start = np.zeros(n, np.int64)
         game_step = np.zeros(n, np.int64)
+        pending = np.zeros(n, np.float64)  # reward of the last recorded action over its earlier repeats
+        cut = np.zeros(n, bool)  # its game episode ended before its last repeat
         emitted = 0
 
         def close(i: int) -> Episode | None:
@@ -222,13 +239,15 @@ class ProcgenRecorder(Recorder):
                 rew, ob, first = env.observe()
                 rgb = np.array(ob["rgb"], dtype=np.uint8, copy=True)
                 first = np.asarray(first, bool)
+                ending = first | cut
+                outcome = np.where(cut, pending, pending + np.asarray(rew, np.float64))
                 if step > 0:  # the outcome of the last recorded action of every open window
                     for i in range(n):
                         if frames[i]:
-                            rewards[i][-1] = float(rew[i])
-                            ended[i][-1] = int(first[i])
-                if step > 0 and first.any():  # game episodes that ended: close their windows
-                    for i in np.flatnonzero(first):
+                            rewards[i][-1] = float(outcome[i])
+                            ended[i][-1] = int(ending[i])
+                if step > 0 and ending.any():  # game episodes that ended: close their windows
+                    for i in np.flatnonzero(ending):
                         episode = close(int(i))
                         if episode is not None and emitted < plan.episodes:
                             emitted += 1
@@ -241,7 +260,7 @@ class ProcgenRecorder(Recorder):
                     info = env.get_info()
                     for i in starting:
                         level_seed[i] = int(info[i].get("level_seed", -1))
-                        window_start[i] = game_step[i]
+                        window_start[i] = game_step[i] // self.action_repeat  # in recorded steps
                 a = np.asarray(act(rgb, first), dtype=np.int64)
                 for i in range(n):
                     frames[i].append(rgb[i])
@@ -250,6 +269,16 @@ class ProcgenRecorder(Recorder):
                     ended[i].append(-1)
                 env.act(a.astype(np.int32))
                 game_step += 1
+                pending[:], cut[:] = 0.0, False
+                for _ in range(self.action_repeat - 1):  # hold the action; these frames are not stored
+                    rew, _, first = env.observe()
+                    first = np.asarray(first, bool)
+                    live = ~cut
+                    pending[live] += np.asarray(rew, np.float64)[live]
+                    game_step[first] = 0  # an episode that ended plays on, unrecorded, in its next level
+                    cut |= first
+                    env.act(a.astype(np.int32))
+                    game_step += 1
                 step += 1
                 for i in range(n):
                     if len(frames[i]) >= L and emitted < plan.episodes:

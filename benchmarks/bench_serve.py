@@ -10,7 +10,9 @@ runs the model on a worker thread):
   key held (frames/s = steps the page counted / seconds held; also the CPU cores the browser's
   processes used meanwhile);
 * ``socket``: the same server with a WebSocket client instead of a browser, two steps in flight as
-  the page keeps them (what the server gives when nothing else wants the CPU).
+  the page keeps them (what the server gives when nothing else wants the CPU);
+* ``page-png`` (not run unless named): the page asking for JSON frames with a base64 PNG
+  (``/?frames=png``) instead of its binary RGBA frames, to see what the binary frames save.
 
 The rounds alternate (window, page, socket, window, page, socket, ...) so that a machine whose
 speed drifts treats each alike; every figure is printed, then the mean of each and the mean of the
@@ -24,6 +26,7 @@ Usage::
     python benchmarks/bench_serve.py demo_out/run/dynamics/final --seconds 15 --rounds 2
     python benchmarks/bench_serve.py demo_out/run/dynamics/final --modes page --threads 1
     python benchmarks/bench_serve.py demo_out/run/dynamics/final --modes window,page --compile
+    python benchmarks/bench_serve.py genie-tiny --modes window,page,page-png   # the demo's size, random weights
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # the browser driver of the browser test
 
-MODES = ("window", "page", "socket")
+MODES = ("window", "page", "socket", "page-png")
 
 BROWSER_CORES: list[float] = []
 """CPU cores the browser's processes used while a key was held (filled by :func:`page_fps`)."""
@@ -132,8 +135,9 @@ def _start_server(checkpoint: str, precision: str, threads: int | None, compile:
 
 
 def page_fps(checkpoint: str, seconds: float, precision: str, threads: int | None = None,
-             compile: bool = False) -> float:  # noqa: A002
-    """Steps/s the page counts while headless Chromium holds the key of latent action 1."""
+             compile: bool = False, frames: str = "rgba") -> float:  # noqa: A002
+    """Steps/s the page counts while headless Chromium holds the key of latent action 1 (``frames``: the
+    encoding the page asks for)."""
     from cdp_browser import Browser, find_chromium
 
     executable = find_chromium()
@@ -142,11 +146,11 @@ def page_fps(checkpoint: str, seconds: float, precision: str, threads: int | Non
     server, thread, port = _start_server(checkpoint, precision, threads, compile)
     browser = Browser(executable)
     try:
-        browser.navigate(f"http://127.0.0.1:{port}/")
+        browser.navigate(f"http://127.0.0.1:{port}/" + ("" if frames == "rgba" else f"?frames={frames}"))
         browser.wait_for("document.getElementById('status').textContent.startsWith('ready') && "
                          "document.getElementById('step').textContent === '0'", timeout=120)
         browser.key("1", hold=20.0 if compile else 1.0)  # warm-up (and tracing)
-        step = "Number(document.getElementById('step').textContent)"
+        step = "state.step"  # the page's own count (its step text is refreshed 4 times a second)
         cpu_before = _tree_cpu_seconds(browser.process.pid)
         before, start = int(browser.evaluate(step)), time.perf_counter()
         browser.key("1", hold=seconds)
@@ -203,9 +207,11 @@ def _child(args: argparse.Namespace) -> None:
 
             torch.set_num_threads(threads)
         fps = window_fps(args.checkpoint, args.seconds, args.precision, args.compile)
-    else:  # the server sets the threads on its model thread
-        fps = (page_fps if args.child == "page" else socket_fps)(args.checkpoint, args.seconds, args.precision, threads,
-                                                                  args.compile)
+    elif args.child == "socket":  # the server sets the threads on its model thread
+        fps = socket_fps(args.checkpoint, args.seconds, args.precision, threads, args.compile)
+    else:
+        fps = page_fps(args.checkpoint, args.seconds, args.precision, threads, args.compile,
+                       frames="png" if args.child == "page-png" else "rgba")
     print(json.dumps({"fps": fps, "browser_cores": BROWSER_CORES[-1] if BROWSER_CORES else None}))
 
 
@@ -214,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("checkpoint", help="a trained world, e.g. demo_out/run/dynamics/final")
     parser.add_argument("--seconds", type=float, default=15.0, help="timed seconds per round")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated: window, page, socket")
+    parser.add_argument("--modes", default="window,page,socket", help="comma-separated: window, page, socket, page-png")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--server-threads", type=int, default=None,
@@ -233,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{'' if args.server_threads is None else f' (server {args.server_threads})'}, {'compiled' if args.compile else 'eager'}; "
           f"{os.cpu_count()} CPUs", flush=True)
     results: dict[str, list[float]] = {m: [] for m in modes}
+    browser_ms: dict[str, list[float]] = {}
     for round_ in range(args.rounds):
         for mode in modes:
             threads = args.threads if mode == "window" or args.server_threads is None else args.server_threads
@@ -245,12 +252,18 @@ def main(argv: list[str] | None = None) -> int:
             answer = json.loads(lines[-1])
             results[mode].append(answer["fps"])
             cores = answer.get("browser_cores")
-            extra = f"  (the browser used {cores:.2f} cores)" if cores is not None else ""
-            print(f"round {round_ + 1}  {mode:>6}: {answer['fps']:5.1f} frames/s{extra}", flush=True)
+            extra = (f"  (the browser used {cores:.2f} cores, {1e3 * cores / answer['fps']:.1f} ms of CPU a frame)"
+                     if cores is not None else "")
+            if cores is not None:
+                browser_ms.setdefault(mode, []).append(1e3 * cores / answer["fps"])
+            print(f"round {round_ + 1}  {mode:>8}: {answer['fps']:5.1f} frames/s{extra}", flush=True)
     for mode, values in results.items():
         spread = f" (sd {statistics.stdev(values):.1f})" if len(values) > 1 else ""
-        print(f"{mode:>6}: mean {statistics.mean(values):5.1f} frames/s over {len(values)} rounds{spread}")
-    for mode in ("page", "socket"):
+        print(f"{mode:>8}: mean {statistics.mean(values):5.1f} frames/s over {len(values)} rounds{spread}")
+    for mode, values in browser_ms.items():
+        spread = f" (sd {statistics.stdev(values):.1f})" if len(values) > 1 else ""
+        print(f"{mode:>8}: the browser's CPU per frame {statistics.mean(values):.1f} ms{spread}")
+    for mode in ("page", "socket", "page-png"):
         if "window" in results and mode in results:
             # each round's ratio to the window's round just before it: the machine's drift cancels
             ratios = [m / w for m, w in zip(results[mode], results["window"], strict=True)]

@@ -26,7 +26,7 @@ from worldmodels.data.video_io import read_video  # noqa: E402
 from worldmodels.envs import WorldModelEnv  # noqa: E402
 from worldmodels.serve.app import create_app, is_loopback  # noqa: E402
 from worldmodels.serve.keymap import keymap_from_report, keymap_from_table  # noqa: E402
-from worldmodels.serve.session import PlaySession  # noqa: E402
+from worldmodels.serve.session import PlaySession, decode_rgba_frame, rgba_frame  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -140,6 +140,40 @@ def test_different_actions_give_different_frames() -> None:
     assert frames[0] != frames[1]
 
 
+def test_binary_frames_carry_the_pixels_of_the_png_frames() -> None:
+    sessions = {kind: PlaySession(WorldModelEnv(_model()), encoding=kind) for kind in ("png", "rgba")}
+    shown: dict[str, list[np.ndarray]] = {"png": [], "rgba": []}
+    for kind, session in sessions.items():
+        answers = [session.handle(json.dumps({"type": "reset", "prompt": {"kind": "image", "data": _png()}}))[0]]
+        answers += [session.handle(json.dumps({"type": "step", "action": a}))[0] for a in (1, 6)]
+        for expected_step, answer in enumerate(answers):
+            if kind == "rgba":
+                assert isinstance(answer, bytes)
+                frame, step, ms = decode_rgba_frame(answer)
+                assert ms >= 0.0
+            else:
+                frame, step = np.asarray(Image.open(io.BytesIO(base64.b64decode(answer["png"])))), answer["step"]
+            assert step == expected_step and frame.shape == (32, 32, 3)
+            shown[kind].append(frame)
+        bad = session.handle(json.dumps({"type": "step", "action": 99}))[0]
+        assert bad["type"] == "error"  # errors stay JSON in either encoding
+    np.testing.assert_array_equal(np.stack(shown["png"]), np.stack(shown["rgba"]))  # same seed, same world
+
+
+def test_a_binary_frame_round_trips_and_a_foreign_message_is_refused() -> None:
+    frame = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    message = rgba_frame(frame, step=12, ms=3.5)
+    assert len(message) == 16 + 5 * 7 * 4
+    decoded, step, ms = decode_rgba_frame(message)
+    np.testing.assert_array_equal(decoded, frame)
+    assert (step, ms) == (12, 3.5)
+    for foreign in (b"", message[:-1], b"XXXX" + message[4:]):
+        with pytest.raises(ValueError, match="binary frame"):
+            decode_rgba_frame(foreign)
+    with pytest.raises(ValueError, match="Frame encoding 'jpeg'"):
+        PlaySession(WorldModelEnv(_model()), encoding="jpeg")
+
+
 def test_loopback_is_recognised() -> None:
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.4")
@@ -202,6 +236,30 @@ def test_the_server_answers_a_burst_of_malformed_messages_and_bad_uploads(server
         assert _until(ws, "frame")["step"] == 2
 
 
+def test_a_page_that_asks_for_binary_frames_gets_them_and_an_unknown_encoding_is_answered(server) -> None:
+    with connect(f"ws://{server}/ws?frames=rgba", max_size=8 * 1024 * 1024) as ws:
+        _until(ws, "status")
+        ws.send(json.dumps({"type": "reset"}))
+        steps = []
+        for action in (None, 2, 5):
+            if action is not None:
+                ws.send(json.dumps({"type": "step", "action": action}))
+            while isinstance(message := ws.recv(timeout=60), str):
+                assert json.loads(message)["type"] == "status"
+            frame, step, _ = decode_rgba_frame(message)
+            assert frame.shape == (32, 32, 3)
+            steps.append(step)
+        assert steps == [0, 1, 2]
+        ws.send("not json")
+        assert json.loads(ws.recv(timeout=60))["type"] == "error"
+    with connect(f"ws://{server}/ws?frames=gif") as ws:
+        error = _until(ws, "error")
+        assert "frame encoding" in error["message"]
+        _until(ws, "status")
+        ws.send(json.dumps({"type": "reset"}))
+        assert _until(ws, "frame")["step"] == 0  # served as png instead
+
+
 # ---------------------------------------------------------------------------------------- a real browser
 def test_a_person_plays_in_a_browser(server, tmp_path) -> None:
     from cdp_browser import Browser, find_chromium
@@ -214,6 +272,8 @@ def test_a_person_plays_in_a_browser(server, tmp_path) -> None:
         browser.navigate(f"http://{server}/")
         browser.wait_for("document.getElementById('status').textContent.startsWith('ready') && "
                          "document.getElementById('step').textContent === '0'")
+        # the page asks for binary frames (no PNG to encode on the server or to decode in the browser)
+        assert browser.evaluate("state.ws.binaryType === 'arraybuffer' && state.ws.url.endsWith('?frames=rgba')")
         legend = browser.evaluate("document.getElementById('legend').textContent")
         assert "right" in legend and "confident" in legend and "latent 3" in legend  # ArrowRight -> latent 2 (shown 3)
 

@@ -36,7 +36,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from worldmodels.envs.prompts import frame_to_uint8
 from worldmodels.envs.world_model_env import WorldModelEnv, compile_world_model, load_world_model
 from worldmodels.serve.keymap import KeyMap, contingency_from_data, keymap_from_report, keymap_from_table
-from worldmodels.serve.session import MAX_MESSAGE_BYTES, PlaySession, png_base64
+from worldmodels.serve.session import FRAME_ENCODINGS, MAX_MESSAGE_BYTES, PlaySession, png_base64
 from worldmodels.world_model import WorldModel
 
 __all__ = ["ServedWorld", "create_app", "is_loopback", "serve"]
@@ -90,8 +90,9 @@ class ServedWorld:
             "prompts": [png_base64(p) for p in self.prompts],
         }
 
-    def new_session(self) -> PlaySession:
-        return PlaySession(WorldModelEnv(self.model, bf16=self.bf16), prompts=self.prompts)
+    def new_session(self, encoding: str = "png") -> PlaySession:
+        """A session with its own environment over the shared model, answering frames as ``encoding``."""
+        return PlaySession(WorldModelEnv(self.model, bf16=self.bf16), prompts=self.prompts, encoding=encoding)
 
 
 def _held_out_prompts(model: WorldModel, data: str | os.PathLike[str], split: str | None) -> list[np.ndarray]:
@@ -148,7 +149,9 @@ def create_app(
             the first session are slow while it compiles. A string names the backend.
 
     Returns:
-        A Starlette app: ``/`` (the page), ``/api/info`` (model, key map, prompts), ``/ws`` (play).
+        A Starlette app: ``/`` (the page), ``/api/info`` (model, key map, prompts), ``/ws`` (play;
+        ``/ws?frames=rgba`` answers frames as binary messages, see
+        :data:`~worldmodels.serve.session.FRAME_ENCODINGS`).
     """
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be >= 1 (or None for torch's choice), got {threads}.")
@@ -180,8 +183,13 @@ def create_app(
 
     async def play(websocket: WebSocket) -> None:
         await websocket.accept()
+        encoding = websocket.query_params.get("frames", "png")
+        if encoding not in FRAME_ENCODINGS:
+            await websocket.send_json({"type": "error", "message": f"Unknown frame encoding {encoding!r} "
+                                       f"(ws?frames={' or '.join(FRAME_ENCODINGS)}); sending png frames."})
+            encoding = "png"
         await websocket.send_json({"type": "status", "state": "loading"})
-        session = await world.run(world.new_session)
+        session = await world.run(world.new_session, encoding)
         await websocket.send_json({"type": "status", "state": "ready"})
         try:
             while True:
@@ -201,7 +209,10 @@ def create_app(
                     except Exception as exc:  # noqa: BLE001 - a failed step must not end the session
                         answers = [{"type": "error", "message": f"The model failed on this step: {exc}"}]
                 for answer in answers:
-                    await websocket.send_json(answer)
+                    if isinstance(answer, bytes):
+                        await websocket.send_bytes(answer)
+                    else:
+                        await websocket.send_json(answer)
         except WebSocketDisconnect:
             return
 

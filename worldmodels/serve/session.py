@@ -15,6 +15,7 @@ import base64
 import binascii
 import io
 import json
+import struct
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -27,8 +28,8 @@ from PIL import Image, UnidentifiedImageError
 from worldmodels.envs.world_model_env import WorldModelEnv
 from worldmodels.play.export import save_rollout
 
-__all__ = ["MAX_MESSAGE_BYTES", "MAX_UPLOAD_BYTES", "MAX_RECORDED_FRAMES", "RECORDING_FORMATS", "PlaySession",
-           "SessionError"]
+__all__ = ["FRAME_ENCODINGS", "MAX_MESSAGE_BYTES", "MAX_UPLOAD_BYTES", "MAX_RECORDED_FRAMES", "RECORDING_FORMATS",
+           "PlaySession", "SessionError", "decode_rgba_frame", "rgba_frame"]
 
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
 """The largest prompt image accepted (decoded bytes)."""
@@ -48,6 +49,15 @@ RECORDING_FPS = 15.0
 """Frames per second of a recording (a session plays at its own pace; the file replays at this one)."""
 
 
+FRAME_ENCODINGS = ("png", "rgba")
+"""How a session sends its frames: ``png`` (a JSON ``frame`` message, the image base64 PNG) or ``rgba``
+(a binary message: :data:`RGBA_HEADER` then the pixels, ready for a canvas's ``putImageData``)."""
+
+RGBA_HEADER = struct.Struct("<4sIfHH")
+"""The 16 bytes before a binary frame's pixels: ``b"WMF1"``, step (uint32), milliseconds the step took
+(float32), width and height (uint16), little-endian; then ``height * width * 4`` bytes RGBA, row by row."""
+
+
 class SessionError(ValueError):
     """A message the session cannot act on; its text is shown on the page."""
 
@@ -57,6 +67,30 @@ def png_base64(frame_HW3: np.ndarray) -> str:
     buffer = io.BytesIO()
     Image.fromarray(frame_HW3).save(buffer, format="PNG", compress_level=1)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def rgba_frame(frame_HW3: np.ndarray, step: int, ms: float) -> bytes:
+    """A frame ``H W 3`` uint8 as one binary message: :data:`RGBA_HEADER` and the RGBA pixels (alpha 255)."""
+    h, w, _ = frame_HW3.shape
+    rgba_HW4 = np.empty((h, w, 4), dtype=np.uint8)
+    rgba_HW4[..., :3] = frame_HW3
+    rgba_HW4[..., 3] = 255
+    return RGBA_HEADER.pack(b"WMF1", step, ms, w, h) + rgba_HW4.tobytes()
+
+
+def decode_rgba_frame(message: bytes) -> tuple[np.ndarray, int, float]:
+    """The inverse of :func:`rgba_frame`: ``(frame H W 3 uint8, step, ms)`` (for clients and tests).
+
+    Raises:
+        ValueError: when ``message`` is not a binary frame of this layout.
+    """
+    if len(message) < RGBA_HEADER.size:
+        raise ValueError(f"A binary frame starts with a {RGBA_HEADER.size}-byte header; got {len(message)} bytes.")
+    magic, step, ms, w, h = RGBA_HEADER.unpack_from(message)
+    if magic != b"WMF1" or len(message) != RGBA_HEADER.size + h * w * 4:
+        raise ValueError(f"Not a worldmodels binary frame (magic {magic!r}, {len(message)} bytes for {w}x{h}).")
+    pixels = np.frombuffer(message, dtype=np.uint8, offset=RGBA_HEADER.size).reshape(h, w, 4)
+    return pixels[..., :3].copy(), step, ms
 
 
 def decode_image(data: Any) -> np.ndarray:
@@ -94,16 +128,27 @@ class PlaySession:
         env: this session's environment (its own rollout; the model is shared).
         prompts: held-out prompt frames ``H W 3`` uint8 the page may choose by index.
         seed: the sampling seed of each reset.
+        encoding: how frames are answered (:data:`FRAME_ENCODINGS`): ``png`` as JSON ``frame``
+            messages, ``rgba`` as binary messages (:func:`rgba_frame`; what the page asks for: no
+            image to encode on the server or decode in the browser).
     """
 
     env: WorldModelEnv
     prompts: list[np.ndarray] = field(default_factory=list)
     seed: int = 0
+    encoding: str = "png"
     frames: list[np.ndarray] = field(default_factory=list)
     steps: int = 0
 
-    def handle(self, text: str | bytes) -> list[dict[str, Any]]:
-        """Answer one message from the page; never raises (errors become ``error`` messages)."""
+    def __post_init__(self) -> None:
+        if self.encoding not in FRAME_ENCODINGS:
+            raise ValueError(f"Frame encoding {self.encoding!r} is unknown: use one of {', '.join(FRAME_ENCODINGS)}.")
+
+    def handle(self, text: str | bytes) -> list[dict[str, Any] | bytes]:
+        """Answer one message from the page; never raises (errors become ``error`` messages).
+
+        Frames are JSON objects, or binary messages (``bytes``) when the session's ``encoding`` is ``rgba``.
+        """
         try:
             message = self._parse(text)
             kind = message["type"]
@@ -120,7 +165,7 @@ class PlaySession:
             return [{"type": "error", "message": str(exc)}]
 
     # ------------------------------------------------------------------ messages
-    def reset(self, prompt: Any) -> dict[str, Any]:
+    def reset(self, prompt: Any) -> dict[str, Any] | bytes:
         """Start again from a prompt: ``{"kind": "heldout", "index": i}``, ``{"kind": "image", "data": URL}``,
         ``{"kind": "sketch", "data": URL}`` or ``None`` / ``{"kind": "blank"}`` (a black frame)."""
         frames = self._prompt(prompt)
@@ -129,7 +174,7 @@ class PlaySession:
         self.frames, self.steps = [frame], 0
         return self._frame_message(frame, time.perf_counter() - start)
 
-    def step(self, action: Any) -> dict[str, Any]:
+    def step(self, action: Any) -> dict[str, Any] | bytes:
         """One frame under latent ``action`` (an integer in ``0 .. A-1``)."""
         if not self.env.started:
             raise SessionError("Choose a prompt first (reset), then step.")
@@ -196,5 +241,7 @@ class PlaySession:
             return decode_image(prompt.get("data"))
         raise SessionError(f"Unknown prompt kind {kind!r}: use heldout, image, sketch or blank.")
 
-    def _frame_message(self, frame: np.ndarray, seconds: float) -> dict[str, Any]:
+    def _frame_message(self, frame: np.ndarray, seconds: float) -> dict[str, Any] | bytes:
+        if self.encoding == "rgba":
+            return rgba_frame(frame, self.steps, 1e3 * seconds)
         return {"type": "frame", "png": png_base64(frame), "step": self.steps, "ms": round(1e3 * seconds, 1)}

@@ -251,11 +251,11 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"{mode} failed (exit {out.returncode}):\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}")
             answer = json.loads(lines[-1])
             results[mode].append(answer["fps"])
-            cores = answer.get("browser_cores")
-            extra = (f"  (the browser used {cores:.2f} cores, {1e3 * cores / answer['fps']:.1f} ms of CPU a frame)"
-                     if cores is not None else "")
+            cores, extra = answer.get("browser_cores"), ""
             if cores is not None:
-                browser_ms.setdefault(mode, []).append(1e3 * cores / answer["fps"])
+                ms = 1e3 * cores / answer["fps"]
+                browser_ms.setdefault(mode, []).append(ms)
+                extra = f"  (the browser used {cores:.2f} cores, {ms:.1f} ms of CPU a frame)"
             print(f"round {round_ + 1}  {mode:>8}: {answer['fps']:5.1f} frames/s{extra}", flush=True)
     for mode, values in results.items():
         spread = f" (sd {statistics.stdev(values):.1f})" if len(values) > 1 else ""

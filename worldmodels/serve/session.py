@@ -53,8 +53,11 @@ FRAME_ENCODINGS = ("png", "rgba")
 """How a session sends its frames: ``png`` (a JSON ``frame`` message, the image base64 PNG) or ``rgba``
 (a binary message: :data:`RGBA_HEADER` then the pixels, ready for a canvas's ``putImageData``)."""
 
+RGBA_MAGIC = b"WMF1"
+"""The first 4 bytes of a binary frame."""
+
 RGBA_HEADER = struct.Struct("<4sIfHH")
-"""The 16 bytes before a binary frame's pixels: ``b"WMF1"``, step (uint32), milliseconds the step took
+"""The 16 bytes before a binary frame's pixels: :data:`RGBA_MAGIC`, step (uint32), milliseconds the step took
 (float32), width and height (uint16), little-endian; then ``height * width * 4`` bytes RGBA, row by row."""
 
 
@@ -75,7 +78,7 @@ def rgba_frame(frame_HW3: np.ndarray, step: int, ms: float) -> bytes:
     rgba_HW4 = np.empty((h, w, 4), dtype=np.uint8)
     rgba_HW4[..., :3] = frame_HW3
     rgba_HW4[..., 3] = 255
-    return RGBA_HEADER.pack(b"WMF1", step, ms, w, h) + rgba_HW4.tobytes()
+    return RGBA_HEADER.pack(RGBA_MAGIC, step, ms, w, h) + rgba_HW4.tobytes()
 
 
 def decode_rgba_frame(message: bytes) -> tuple[np.ndarray, int, float]:
@@ -87,7 +90,7 @@ def decode_rgba_frame(message: bytes) -> tuple[np.ndarray, int, float]:
     if len(message) < RGBA_HEADER.size:
         raise ValueError(f"A binary frame starts with a {RGBA_HEADER.size}-byte header; got {len(message)} bytes.")
     magic, step, ms, w, h = RGBA_HEADER.unpack_from(message)
-    if magic != b"WMF1" or len(message) != RGBA_HEADER.size + h * w * 4:
+    if magic != RGBA_MAGIC or len(message) != RGBA_HEADER.size + h * w * 4:
         raise ValueError(f"Not a worldmodels binary frame (magic {magic!r}, {len(message)} bytes for {w}x{h}).")
     pixels = np.frombuffer(message, dtype=np.uint8, offset=RGBA_HEADER.size).reshape(h, w, 4)
     return pixels[..., :3].copy(), step, ms

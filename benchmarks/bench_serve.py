@@ -148,7 +148,7 @@ def page_fps(checkpoint: str, seconds: float, precision: str, threads: int | Non
     try:
         browser.navigate(f"http://127.0.0.1:{port}/" + ("" if frames == "rgba" else f"?frames={frames}"))
         browser.wait_for("document.getElementById('status').textContent.startsWith('ready') && "
-                         "document.getElementById('step').textContent === '0'", timeout=120)
+                         "state.step === 0 && !state.waiting", timeout=120)
         browser.key("1", hold=20.0 if compile else 1.0)  # warm-up (and tracing)
         step = "state.step"  # the page's own count (its step text is refreshed 4 times a second)
         cpu_before = _tree_cpu_seconds(browser.process.pid)

@@ -271,7 +271,7 @@ def test_a_person_plays_in_a_browser(server, tmp_path) -> None:
     try:
         browser.navigate(f"http://{server}/")
         browser.wait_for("document.getElementById('status').textContent.startsWith('ready') && "
-                         "document.getElementById('step').textContent === '0'")
+                         "state.step === 0 && !state.waiting")
         # the page asks for binary frames (no PNG to encode on the server or to decode in the browser)
         assert browser.evaluate("state.ws.binaryType === 'arraybuffer' && state.ws.url.endsWith('?frames=rgba')")
         legend = browser.evaluate("document.getElementById('legend').textContent")
@@ -279,13 +279,13 @@ def test_a_person_plays_in_a_browser(server, tmp_path) -> None:
 
         def frame_after(key: str) -> tuple[str, int]:
             browser.evaluate("document.getElementById('reset').click()")
-            browser.wait_for("document.getElementById('step').textContent === '0'")
-            before = int(browser.evaluate("Number(document.getElementById('step').textContent)"))
+            browser.wait_for("state.step === 0 && !state.waiting")
+            before = int(browser.evaluate("state.step"))
             browser.key(key, hold=0.3)
-            browser.wait_for(f"Number(document.getElementById('step').textContent) > {before}")
+            browser.wait_for(f"state.step > {before}")
             time.sleep(0.3)
             return browser.evaluate("document.getElementById('screen').toDataURL()"), int(
-                browser.evaluate("Number(document.getElementById('step').textContent)"))
+                browser.evaluate("state.step"))
 
         right, steps = frame_after("ArrowRight")
         left, _ = frame_after("ArrowLeft")
@@ -295,9 +295,13 @@ def test_a_person_plays_in_a_browser(server, tmp_path) -> None:
         browser.set_file("#upload", str(not_an_image))
         browser.wait_for("document.getElementById('status').className === 'error'")
         assert "image" in browser.evaluate("document.getElementById('status').textContent")
-        before = int(browser.evaluate("Number(document.getElementById('step').textContent)"))
+        before = int(browser.evaluate("state.step"))
         browser.key("2", hold=0.3)  # play goes on after the refused upload
-        browser.wait_for(f"Number(document.getElementById('step').textContent) > {before}")
+        browser.wait_for(f"state.step > {before}")
+        # the HUD (frames/s, step, ms) is drawn on its own canvas: light text on the dark background
+        lit = browser.evaluate("(() => { const d = hud.getContext('2d').getImageData(0, 0, hud.width, hud.height).data;"
+                               " let n = 0; for (let i = 0; i < d.length; i += 4) n += d[i] > 128; return n; })()")
+        assert lit > 20
         shot = browser.screenshot(tmp_path / "serve.png")
         assert shot.stat().st_size > 1000
         if os.environ.get("WORLDMODELS_UPDATE_SCREENSHOT"):

@@ -150,7 +150,7 @@ def page_fps(checkpoint: str, seconds: float, precision: str, threads: int | Non
         browser.wait_for("document.getElementById('status').textContent.startsWith('ready') && "
                          "state.step === 0 && !state.waiting", timeout=120)
         browser.key("1", hold=20.0 if compile else 1.0)  # warm-up (and tracing)
-        step = "state.step"  # the page's own count (its step text is refreshed 4 times a second)
+        step = "state.step"  # the page's own count (its HUD is redrawn only 4 times a second)
         cpu_before = _tree_cpu_seconds(browser.process.pid)
         before, start = int(browser.evaluate(step)), time.perf_counter()
         browser.key("1", hold=seconds)

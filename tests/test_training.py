@@ -147,6 +147,36 @@ def test_bf16_autocast_on_cpu_trains(tmp_path: Path) -> None:
     assert all(torch.isfinite(torch.tensor(losses))) and _learned(losses, 0.7), losses
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_trains_in_bf16_only_where_the_hardware_has_it(tmp_path: Path, monkeypatch, native) -> None:
+    """``precision=auto`` gives exactly the losses of an explicit ``bf16`` run on hardware with
+    native bf16 and of an ``fp32`` run without it, and the run file records which it was."""
+    import worldmodels.training.precision as precision
+
+    monkeypatch.setattr(precision, "has_native_bf16", lambda device: native)
+    expected = "bf16" if native else "fp32"
+    auto = _fit(tmp_path / "auto", steps=3, precision="auto")
+    explicit = _fit(tmp_path / "explicit", steps=3, precision=expected)
+    other = _fit(tmp_path / "other", steps=3, precision="fp32" if native else "bf16")
+    assert _losses(auto) == _losses(explicit) != _losses(other)
+    assert json.loads((tmp_path / "auto" / "tokenizer" / "run.json").read_text())["precision"] == expected
+
+
+def test_native_bf16_is_read_from_the_cpu_flags(monkeypatch) -> None:
+    from worldmodels.training.precision import has_native_bf16, resolve_precision
+
+    cpu = torch.device("cpu")
+    for amx, avx512_bf16, native in [(True, False, True), (False, True, True), (False, False, False)]:
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda amx=amx: amx)
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v)
+        assert has_native_bf16(cpu) is native
+        assert resolve_precision("auto", cpu) == ("bf16" if native else "fp32")
+        assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
+    assert has_native_bf16(torch.device("meta")) is False
+    with pytest.raises(ValueError, match="auto, fp32, bf16"):
+        resolve_precision("fp16", cpu)
+
+
 def test_gradient_accumulation_matches_one_large_batch(tmp_path: Path) -> None:
     one = _losses(_fit(tmp_path / "a", steps=6))
     accumulated = _losses(_fit(tmp_path / "b", steps=6, grad_accum=2))

@@ -44,7 +44,7 @@ def _stage_names() -> tuple[str, ...]:
 
     return stage_names()
 
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 STRATEGIES: tuple[str, ...] = ("auto", "none", "ddp", "fsdp")
 
 _PER_STAGE_FORBIDDEN = ("stage", "per_stage", "run_dir", "resume", "strategy", "device")
@@ -81,7 +81,10 @@ class TrainConfig:
         min_lr_ratio: the cosine ends at ``lr * min_lr_ratio`` (the paper's dynamics: 3e-5 to 3e-6).
         grad_clip: clip the global gradient norm to this value (``0`` disables clipping).
         grad_accum: micro-batches accumulated per optimizer step.
-        precision: ``fp32`` or ``bf16`` (``torch.autocast`` with bfloat16, on CPU too).
+        precision: ``fp32``, ``bf16`` (``torch.autocast`` with bfloat16, on CPU too), or ``auto``:
+            bf16 where the device multiplies bf16 natively (a CUDA GPU with bf16, a CPU with AMX
+            or AVX-512 BF16), fp32 elsewhere, where emulated bf16 is many times slower
+            (:mod:`worldmodels.training.precision`).
         compile: wrap the training step's module in ``torch.compile``.
         seed: seeds the model initialisation, the data order and every random generator.
         checkpoint_every: write a training checkpoint every this many steps (``0``: only at the end).

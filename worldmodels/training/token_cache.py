@@ -123,6 +123,7 @@ def cached_tokens(
     cache_dir: str | Path,
     *,
     autocast: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+    precision: str = "fp32",
     device: torch.device | str = "cpu",
     batch_size: int = 32,
     progress: bool = False,
@@ -139,6 +140,8 @@ def cached_tokens(
         cache_dir: where cache files live.
         autocast: the training step's autocast context (so cached tokens equal the ones a step
             would compute).
+        precision: the precision ``autocast`` encodes in (``fp32`` or ``bf16``); part of the
+            file name, so tokens encoded in one precision are never served to a run in another.
         device: where to encode.
         batch_size: clips per encoder call.
         progress: show a progress bar while encoding.
@@ -147,7 +150,8 @@ def cached_tokens(
     data_key = dataset_fingerprint(dataset)
     if data_key is None:
         return None
-    path = Path(cache_dir) / f"tokens-{module_fingerprint(tokenizer)}-{data_key}.npy"
+    suffix = "" if precision == "fp32" else f"-{precision}"
+    path = Path(cache_dir) / f"tokens-{module_fingerprint(tokenizer)}-{data_key}{suffix}.npy"
     if path.is_file():
         try:
             tokens = np.load(path, mmap_mode="r")

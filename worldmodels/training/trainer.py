@@ -59,6 +59,7 @@ from worldmodels.training.distributed import (
 from worldmodels.training.loggers import RunLogger
 from worldmodels.training.optim import build_optimizer, clear_moments
 from worldmodels.training.pictures import stage_pictures
+from worldmodels.training.precision import resolve_precision
 from worldmodels.training.sampler import GlobalBatchSampler, split_batch
 from worldmodels.training.schedule import build_scheduler
 from worldmodels.training.stages import (
@@ -189,7 +190,8 @@ class Trainer:
         self.ctx = ctx = setup_distributed(cfg.device)
         self.strategy = resolve_strategy(cfg.strategy, ctx)
         self.micro_batch = split_batch(cfg.batch_size, ctx.world_size, cfg.grad_accum)
-        self.autocast_dtype = torch.bfloat16 if cfg.precision == "bf16" else None
+        self.precision = resolve_precision(cfg.precision, ctx.device)
+        self.autocast_dtype = torch.bfloat16 if self.precision == "bf16" else None
 
         checkpoint = self._find_checkpoint()
         self.init_sources: dict[str, str] = {}
@@ -246,6 +248,7 @@ class Trainer:
         for turn in ("main", "others"):
             if (turn == "main") == ctx.is_main:
                 cached = cached_tokens(self.train_data, self.model.tokenizer, cache_dir, autocast=self._autocast,
+                                       precision=self.precision,
                                        device=ctx.device, progress=cfg.progress and ctx.is_main, log=say)
             ctx.barrier()
         if cached is None:
@@ -341,6 +344,7 @@ class Trainer:
             "world_size": self.ctx.world_size,
             "strategy": self.strategy,
             "device": str(self.ctx.device),
+            "precision": self.precision,
             "micro_batch": self.micro_batch,
             "init_sources": self.init_sources,
             "resumed_from": self.resumed_from,
@@ -483,6 +487,9 @@ class Trainer:
         try:
             if self.resumed_from is not None:
                 logger.message(f"[{self.stage}] resumed from step {self.resumed_from} ({self.checkpoint_dir})")
+            if cfg.precision == "auto":
+                why = "native bf16" if self.precision == "bf16" else "no native bf16"
+                logger.message(f"[{self.stage}] precision auto: {self.precision} on {ctx.device} ({why})")
             frames = cfg.batch_size * self._clip_frames()
             interval_time, interval_steps = 0.0, 0
             tick = time.perf_counter()

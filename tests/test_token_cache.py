@@ -66,3 +66,18 @@ def test_cache_key_follows_the_tokenizer_and_the_data(tmp_path: Path) -> None:
     other = ClipDataset(tmp_path / "frames.npy", num_frames=3)
     assert dataset_fingerprint(other) != dataset_fingerprint(data)
     assert dataset_fingerprint(list(range(3))) is None  # no locate(): nothing to key a cache on
+
+
+def test_cache_key_follows_the_autocast_precision(tmp_path: Path) -> None:
+    import functools
+
+    import worldmodels
+
+    data = _clips(tmp_path)
+    tok = worldmodels.build("toy-world").tokenizer
+    bf16 = functools.partial(torch.autocast, "cpu", dtype=torch.bfloat16)
+    off = functools.partial(torch.autocast, "cpu", enabled=False)
+    for autocast in (off, bf16, bf16):
+        cached_tokens(data, tok, tmp_path / "c", autocast=autocast)
+    names = sorted(path.name for path in (tmp_path / "c").glob("*.npy"))
+    assert len(names) == 2 and names[0].endswith("-bf16.npy") != names[1].endswith("-bf16.npy")

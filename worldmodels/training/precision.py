@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import torch
 
+from worldmodels.training.config import PRECISIONS
+
 __all__ = ["has_native_bf16", "resolve_precision"]
 
 
@@ -47,9 +49,9 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     Raises:
         ValueError: ``precision`` is none of the three.
     """
-    if precision in ("fp32", "bf16"):
-        return precision
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r} is not one of {', '.join(PRECISIONS)}; "
+                         "use auto to train in bf16 only where the hardware has it")
     if precision == "auto":
         return "bf16" if has_native_bf16(device) else "fp32"
-    raise ValueError(f"precision={precision!r} is not one of auto, fp32, bf16; "
-                     "use auto to train in bf16 only where the hardware has it")
+    return precision

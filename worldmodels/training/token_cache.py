@@ -117,13 +117,21 @@ def encode_dataset(
     return tokens.astype(dtype)
 
 
+def _precision_suffix(autocast: Callable[[], contextlib.AbstractContextManager[Any]], device: torch.device) -> str:
+    """``""`` when ``autocast`` leaves ``device`` in full precision, else ``-<dtype>`` (``-bf16``)."""
+    with autocast():
+        if not torch.is_autocast_enabled(device.type):
+            return ""
+        dtype = torch.get_autocast_dtype(device.type)
+    return "-" + {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, str(dtype).removeprefix("torch."))
+
+
 def cached_tokens(
     dataset: Dataset,
     tokenizer: Any,
     cache_dir: str | Path,
     *,
     autocast: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
-    precision: str = "fp32",
     device: torch.device | str = "cpu",
     batch_size: int = 32,
     progress: bool = False,
@@ -139,9 +147,8 @@ def cached_tokens(
         tokenizer: the frozen tokenizer (its ``encode`` and weights).
         cache_dir: where cache files live.
         autocast: the training step's autocast context (so cached tokens equal the ones a step
-            would compute).
-        precision: the precision ``autocast`` encodes in (``fp32`` or ``bf16``); part of the
-            file name, so tokens encoded in one precision are never served to a run in another.
+            would compute). The precision it encodes in is part of the file name (``-bf16``), so
+            tokens encoded in one precision are never served to a run in another.
         device: where to encode.
         batch_size: clips per encoder call.
         progress: show a progress bar while encoding.
@@ -150,7 +157,7 @@ def cached_tokens(
     data_key = dataset_fingerprint(dataset)
     if data_key is None:
         return None
-    suffix = "" if precision == "fp32" else f"-{precision}"
+    suffix = _precision_suffix(autocast, torch.device(device))
     path = Path(cache_dir) / f"tokens-{module_fingerprint(tokenizer)}-{data_key}{suffix}.npy"
     if path.is_file():
         try:

@@ -248,7 +248,6 @@ class Trainer:
         for turn in ("main", "others"):
             if (turn == "main") == ctx.is_main:
                 cached = cached_tokens(self.train_data, self.model.tokenizer, cache_dir, autocast=self._autocast,
-                                       precision=self.precision,
                                        device=ctx.device, progress=cfg.progress and ctx.is_main, log=say)
             ctx.barrier()
         if cached is None:

@@ -115,6 +115,16 @@ def test_compose_errors_explain_what_to_do() -> None:
         compose(["model=toy-world", "dynamics=no-such-dynamics"])
 
 
+def test_a_component_key_under_model_is_refused_not_dropped() -> None:
+    from worldmodels.build_config import resolve_model_config
+
+    cfg = compose(["model=toy-world", "dynamics.dim=24"])
+    assert resolve_model_config(cfg)["dynamics"]["dim"] == 24  # the group is what the model is built from
+    wrong = compose(["model=toy-world", "+model.dynamics.dim=24"])  # hydra accepts it; building would ignore it
+    with pytest.raises(ConfigError, match=r"model\.dynamics \(dim\) is set next to the composed dynamics group.*dynamics\.dim=24"):
+        resolve_model_config(wrong)
+
+
 def test_parse_overrides_reads_yaml_values() -> None:
     assert parse_overrides(["a=1", "b.c=x", "d=[1, 2]", "e=true"]) == {"a": 1, "b.c": "x", "d": [1, 2], "e": True}
     with pytest.raises(ConfigError, match="key=value"):

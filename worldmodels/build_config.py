@@ -133,7 +133,16 @@ def flatten_composed_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
         return dict(cfg)
     flat = {k: v for k, v in model.items() if k not in COMPONENT_KINDS}
     for kind in COMPONENT_KINDS:
-        node = cfg.get(kind) or model.get(kind)
+        nested, group = model.get(kind), cfg.get(kind)
+        if isinstance(nested, Mapping) and isinstance(group, Mapping) and nested and group:
+            keys = ", ".join(sorted(str(key) for key in nested))
+            first = next(iter(nested))
+            raise ConfigError(
+                f"model.{kind} ({keys}) is set next to the composed {kind} group, which is what the model is built "
+                f"from: model.{kind} would be ignored. Set those keys on the group instead, e.g. "
+                f"{kind}.{first}={nested[first]!r} (not +model.{kind}.{first}=...)."
+            )
+        node = group or nested
         if node is not None:
             flat[kind] = node
     return flat

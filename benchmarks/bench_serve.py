@@ -13,6 +13,8 @@ runs the model on a worker thread):
   the page keeps them (what the server gives when nothing else wants the CPU);
 * ``page-png`` (not run unless named): the page asking for JSON frames with a base64 PNG
   (``/?frames=png``) instead of its binary RGBA frames, to see what the binary frames save.
+* ``page-1`` (not run unless named): the page asking for one step at a time (``/?inflight=1``)
+  instead of two, so that the browser draws while the model waits rather than beside it.
 
 The rounds alternate (window, page, socket, window, page, socket, ...) so that a machine whose
 speed drifts treats each alike; every figure is printed, then the mean of each and the mean of the
@@ -46,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # the browser driver of the browser test
 
-MODES = ("window", "page", "socket", "page-png")
+MODES = ("window", "page", "socket", "page-png", "page-1")
 
 BROWSER_CORES: list[float] = []
 """CPU cores the browser's processes used while a key was held (filled by :func:`page_fps`)."""
@@ -135,9 +137,9 @@ def _start_server(checkpoint: str, precision: str, threads: int | None, compile:
 
 
 def page_fps(checkpoint: str, seconds: float, precision: str, threads: int | None = None,
-             compile: bool = False, frames: str = "rgba") -> float:  # noqa: A002
+             compile: bool = False, frames: str = "rgba", inflight: int = 2) -> float:  # noqa: A002
     """Steps/s the page counts while headless Chromium holds the key of latent action 1 (``frames``: the
-    encoding the page asks for)."""
+    encoding the page asks for; ``inflight``: the steps it keeps asked for)."""
     from cdp_browser import Browser, find_chromium
 
     executable = find_chromium()
@@ -146,7 +148,8 @@ def page_fps(checkpoint: str, seconds: float, precision: str, threads: int | Non
     server, thread, port = _start_server(checkpoint, precision, threads, compile)
     browser = Browser(executable)
     try:
-        browser.navigate(f"http://127.0.0.1:{port}/" + ("" if frames == "rgba" else f"?frames={frames}"))
+        query = "&".join(([] if frames == "rgba" else [f"frames={frames}"]) + ([] if inflight == 2 else [f"inflight={inflight}"]))
+        browser.navigate(f"http://127.0.0.1:{port}/" + (f"?{query}" if query else ""))
         browser.wait_for("document.getElementById('status').textContent.startsWith('ready') && "
                          "state.step === 0 && !state.waiting", timeout=120)
         browser.key("1", hold=20.0 if compile else 1.0)  # warm-up (and tracing)
@@ -211,7 +214,7 @@ def _child(args: argparse.Namespace) -> None:
         fps = socket_fps(args.checkpoint, args.seconds, args.precision, threads, args.compile)
     else:
         fps = page_fps(args.checkpoint, args.seconds, args.precision, threads, args.compile,
-                       frames="png" if args.child == "page-png" else "rgba")
+                       frames="png" if args.child == "page-png" else "rgba", inflight=1 if args.child == "page-1" else 2)
     print(json.dumps({"fps": fps, "browser_cores": BROWSER_CORES[-1] if BROWSER_CORES else None}))
 
 
@@ -220,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("checkpoint", help="a trained world, e.g. demo_out/run/dynamics/final")
     parser.add_argument("--seconds", type=float, default=15.0, help="timed seconds per round")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--modes", default="window,page,socket", help="comma-separated: window, page, socket, page-png")
+    parser.add_argument("--modes", default="window,page,socket", help="comma-separated: window, page, socket, page-png, page-1")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--server-threads", type=int, default=None,
@@ -263,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     for mode, values in browser_ms.items():
         spread = f" (sd {statistics.stdev(values):.1f})" if len(values) > 1 else ""
         print(f"{mode:>8}: the browser's CPU per frame {statistics.mean(values):.1f} ms{spread}")
-    for mode in ("page", "socket", "page-png"):
+    for mode in ("page", "socket", "page-png", "page-1"):
         if "window" in results and mode in results:
             # each round's ratio to the window's round just before it: the machine's drift cancels
             ratios = [m / w for m, w in zip(results[mode], results["window"], strict=True)]

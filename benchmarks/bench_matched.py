@@ -4,7 +4,9 @@ Every figure is for one MaskGIT dynamics of the size the issue fixes (4 ST block
 heads, MLP 4x, 8x8 tokens per frame, 16 frames, vocabulary 512, 8 actions as 32-wide
 embeddings), so it can be compared with other implementations measured at the same size:
 
-* train tokens/s: forward, backward and AdamW on batches of 8 clips (fp32 and bf16 autocast);
+* train tokens/s: forward, backward and AdamW on batches of 8 clips, the variants stepped in
+  alternation: fp32, bf16 autocast, absolute temporal positions, and (unless ``--skip-compile``)
+  the loss compiled by ``torch.compile`` (``train.compile=true``);
 * frames/s: one frame generated after 15 context frames (batch 1) by the ``maskgit`` sampler with
   8 and 25 steps: streaming (rotary temporal positions; each frame appended to the key/value
   buffers once, the presets' default), prefilling the context every frame (absolute positions,
@@ -72,6 +74,35 @@ def train_tokens_per_s(frames: int, grid: int, steps: int, bf16: bool, temporal_
         if i:
             times.append(time.perf_counter() - start)
     return BATCH * frames * grid * grid / statistics.median(times)
+
+
+def train_alternated(steps: int, variants: dict[str, tuple[str, bool, bool]]) -> dict[str, float]:
+    """Training tokens/s of several variants stepped in alternation (median of ``steps`` after warm-up).
+
+    Each variant ``name: (temporal_pos, bf16, compiled)``: rotary or absolute temporal positions,
+    bf16 autocast or fp32, and the loss compiled by ``torch.compile`` (what ``train.compile=true``
+    does; compiling is the warm-up step).
+    """
+    runs = {}
+    for name, (temporal_pos, bf16, compiled) in variants.items():
+        dyn = _dynamics(16, 8, temporal_pos).train()
+        loss_fn = torch.compile(lambda t, a, d=dyn: d.loss(t, a)[0]) if compiled else (lambda t, a, d=dyn: d.loss(t, a)[0])
+        runs[name] = (torch.optim.AdamW(dyn.parameters(), lr=1e-4), loss_fn, bf16)
+    g = torch.Generator().manual_seed(1)
+    tokens = torch.randint(0, VOCAB, (BATCH, 16, 8, 8), generator=g)
+    actions = torch.randn(BATCH, 15, ACTION_DIM, generator=g)
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for i in range(steps + 1):
+        for name, (opt, loss_fn, bf16) in runs.items():
+            start = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = loss_fn(tokens, actions)
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            if i:
+                times[name].append(time.perf_counter() - start)
+    return {name: BATCH * 16 * 64 / statistics.median(t) for name, t in times.items()}
 
 
 @torch.no_grad()
@@ -164,10 +195,14 @@ def main(argv: list[str] | None = None) -> int:
     params = sum(p.numel() for p in _dynamics(16, 8).parameters()) / 1e6
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}; maskgit dynamics {params:.2f}M parameters: "
           f"{DEPTH} ST blocks, width {WIDTH}, {HEADS} heads, 8x8 tokens, 16 frames, vocabulary {VOCAB}")
-    for temporal_pos, bf16 in (("rope", False), ("rope", True), ("absolute", False)):
-        rate = train_tokens_per_s(16, 8, args.train_steps, bf16, temporal_pos)
-        print(f"train {temporal_pos} {'bf16' if bf16 else 'fp32'}: {rate:,.0f} tokens/s (batch {BATCH}); peak memory "
-              f"{_peak_mib():.0f} MiB", flush=True)
+    variants = {"rope fp32": ("rope", False, False), "rope bf16 autocast": ("rope", True, False),
+                "absolute fp32": ("absolute", False, False)}
+    if not args.skip_compile:
+        variants["rope fp32, torch.compile"] = ("rope", False, True)
+    rates = train_alternated(args.train_steps, variants)
+    for name, rate in rates.items():
+        print(f"train {name}: {rate:,.0f} tokens/s (batch {BATCH}; {rate / rates['rope fp32']:.2f}x rope fp32)", flush=True)
+    print(f"train: peak memory {_peak_mib():.0f} MiB (variants stepped in alternation)", flush=True)
     for steps in (8, 25):
         stream = stream_frames_per_s(16, 8, steps, args.repeats)["fp32"]
         cached = frames_per_s(16, 8, steps, True, args.repeats)

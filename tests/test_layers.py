@@ -66,6 +66,38 @@ def test_attention_under_cpu_bf16_autocast() -> None:
     assert out.dtype == torch.bfloat16 and torch.isfinite(out.float()).all()
 
 
+@pytest.mark.parametrize("rotary", [True, False])
+def test_rms_qk_norm_attention_training_gradients_equal_a_plain_reference(rotary: bool) -> None:
+    """The stacked QK-norm path (one split, one norm, one rotation) against attention written out op by op."""
+    from worldmodels.layers.rope import RotaryEmbedding, apply_rotary
+
+    _seeded()
+    attn = Attention(dim=16, num_heads=2, qk_norm="rms").train()
+    with torch.no_grad():
+        attn.q_norm.weight.uniform_(0.5, 1.5)
+        attn.k_norm.weight.uniform_(0.5, 1.5)
+    x = torch.randn(3, 5, 16)
+    phases = RotaryEmbedding(8).phases(torch.arange(2, 7)) if rotary else None
+
+    def reference(x: torch.Tensor) -> torch.Tensor:
+        q, k, v = attn.qkv(x).unflatten(-1, (3, 2, 8)).permute(2, 0, 3, 1, 4)  # three S H L E
+        q, k = attn.q_norm(q), attn.k_norm(k)
+        if phases is not None:
+            q, k = apply_rotary(q, phases), apply_rotary(k, phases)
+        mask = torch.ones(5, 5, dtype=torch.bool).tril()
+        scores = (q @ k.transpose(-1, -2) / 8**0.5).masked_fill(~mask, float("-inf"))
+        return attn.proj((scores.softmax(-1) @ v).transpose(1, 2).reshape(3, 5, 16))
+
+    params = list(attn.parameters())
+    out = attn(x, causal=True, rope=phases)
+    ref = reference(x)
+    grads = torch.autograd.grad(out.square().sum(), params)
+    ref_grads = torch.autograd.grad(ref.square().sum(), params)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    for got, want in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
 # ---------------------------------------------------------------------------------------- ST-transformer
 @pytest.mark.parametrize("attention", ["spatiotemporal", "full"])
 def test_st_transformer_is_causal_in_time(attention: str) -> None:

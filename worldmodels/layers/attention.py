@@ -170,12 +170,14 @@ class Attention(nn.Module):
         s, length, d = x.shape
         qkv_SL3HE = self.qkv(x.reshape(s * length, d)).view(s, length, 3, self.num_heads, self.head_dim)
         if isinstance(self.q_norm, nn.RMSNorm) and isinstance(self.k_norm, nn.RMSNorm):
-            weight = torch.stack([self.q_norm.weight, self.k_norm.weight]).to(qkv_SL3HE.dtype)[:, None, :]
-            qk_SL2HE = F.rms_norm(qkv_SL3HE[:, :, :2], (self.head_dim,), None, self.q_norm.eps) * weight
+            # split, not two slices: a slice's backward writes a zero-filled copy of all of qkv
+            qk_SL2HE, v_SL1HE = qkv_SL3HE.split([2, 1], dim=2)
+            weight_21E = torch.stack([self.q_norm.weight, self.k_norm.weight]).to(qkv_SL3HE.dtype)[:, None, :]
+            qk_SL2HE = F.rms_norm(qk_SL2HE, (self.head_dim,), None, self.q_norm.eps) * weight_21E
             if rope is not None:  # phases L F (or L F 2) -> L 1 1 F
                 qk_SL2HE = apply_rotary(qk_SL2HE, rope[:, None, None])
             q, k = rearrange(qk_SL2HE, "s l two h e -> two s h l e")
-            v = rearrange(qkv_SL3HE[:, :, 2], "s l h e -> s h l e")
+            v = rearrange(v_SL1HE, "s l 1 h e -> s h l e")
             return q, k, v
         q, k, v = rearrange(qkv_SL3HE, "s l three h e -> three s h l e")
         q, k = self.q_norm(q), self.k_norm(k)

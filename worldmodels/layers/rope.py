@@ -37,9 +37,15 @@ class RotaryEmbedding(nn.Module):
         self.inv_freq: Tensor
         self.register_buffer("inv_freq", base**-exponent, persistent=False)
 
-    def phases(self, positions: Tensor) -> Tensor:
-        """Unit complex numbers ``exp(i * position * freq)``: integer ``positions`` (``...``) -> ``... F`` complex64."""
+    def phases(self, positions: Tensor, real: bool = False) -> Tensor:
+        """Unit complex numbers ``exp(i * position * freq)``: integer ``positions`` (``...``) -> ``... F`` complex64.
+
+        With ``real``, their real view ``... F 2`` (cosine, sine) float32, computed without complex
+        numbers (what :func:`torch.compile` generates code for).
+        """
         angles = positions.to(torch.float64)[..., None] * self.inv_freq.to(device=positions.device)
+        if real:
+            return torch.stack([angles.cos(), angles.sin()], dim=-1).to(torch.float32)
         return torch.polar(torch.ones_like(angles), angles).to(torch.complex64)
 
 

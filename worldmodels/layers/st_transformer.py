@@ -306,7 +306,8 @@ class STTransformer(nn.Module):
         """Rotary phases of frames ``offset ..`` and the sliding-window mask (``None`` within one window)."""
         if self.rope is None:
             return None, None
-        phases = self.rope.phases(torch.arange(offset, offset + frames, device=device))
+        # inductor generates no code for complex numbers: a compiled forward takes the real form
+        phases = self.rope.phases(torch.arange(offset, offset + frames, device=device), real=torch.compiler.is_compiling())
         mask = None
         if self.window is not None and offset + frames > self.window:
             if offset:

@@ -58,25 +58,11 @@ def _peak_mib() -> float:
 
 def train_tokens_per_s(frames: int, grid: int, steps: int, bf16: bool, temporal_pos: str = "rope") -> float:
     """Tokens/s of forward + backward + AdamW on ``BATCH`` clips (median step of ``steps`` after one warm-up)."""
-    dyn = _dynamics(frames, grid, temporal_pos).train()
-    opt = torch.optim.AdamW(dyn.parameters(), lr=1e-4)
-    g = torch.Generator().manual_seed(1)
-    tokens = torch.randint(0, VOCAB, (BATCH, frames, grid, grid), generator=g)
-    actions = torch.randn(BATCH, frames - 1, ACTION_DIM, generator=g)
-    times = []
-    for i in range(steps + 1):
-        start = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss, _ = dyn.loss(tokens, actions)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        if i:
-            times.append(time.perf_counter() - start)
-    return BATCH * frames * grid * grid / statistics.median(times)
+    return train_alternated(steps, {"one": (temporal_pos, bf16, False)}, frames, grid)["one"]
 
 
-def train_alternated(steps: int, variants: dict[str, tuple[str, bool, bool]]) -> dict[str, float]:
+def train_alternated(steps: int, variants: dict[str, tuple[str, bool, bool]], frames: int = 16,
+                     grid: int = 8) -> dict[str, float]:
     """Training tokens/s of several variants stepped in alternation (median of ``steps`` after warm-up).
 
     Each variant ``name: (temporal_pos, bf16, compiled)``: rotary or absolute temporal positions,
@@ -85,12 +71,12 @@ def train_alternated(steps: int, variants: dict[str, tuple[str, bool, bool]]) ->
     """
     runs = {}
     for name, (temporal_pos, bf16, compiled) in variants.items():
-        dyn = _dynamics(16, 8, temporal_pos).train()
+        dyn = _dynamics(frames, grid, temporal_pos).train()
         loss_fn = torch.compile(lambda t, a, d=dyn: d.loss(t, a)[0]) if compiled else (lambda t, a, d=dyn: d.loss(t, a)[0])
         runs[name] = (torch.optim.AdamW(dyn.parameters(), lr=1e-4), loss_fn, bf16)
     g = torch.Generator().manual_seed(1)
-    tokens = torch.randint(0, VOCAB, (BATCH, 16, 8, 8), generator=g)
-    actions = torch.randn(BATCH, 15, ACTION_DIM, generator=g)
+    tokens = torch.randint(0, VOCAB, (BATCH, frames, grid, grid), generator=g)
+    actions = torch.randn(BATCH, frames - 1, ACTION_DIM, generator=g)
     times: dict[str, list[float]] = {name: [] for name in variants}
     for i in range(steps + 1):
         for name, (opt, loss_fn, bf16) in runs.items():
@@ -102,7 +88,7 @@ def train_alternated(steps: int, variants: dict[str, tuple[str, bool, bool]]) ->
             opt.zero_grad(set_to_none=True)
             if i:
                 times[name].append(time.perf_counter() - start)
-    return {name: BATCH * 16 * 64 / statistics.median(t) for name, t in times.items()}
+    return {name: BATCH * frames * grid * grid / statistics.median(t) for name, t in times.items()}
 
 
 @torch.no_grad()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from worldmodels import WorldModel
+from worldmodels import WorldModel, build
 from worldmodels.build_config import ConfigError
 from worldmodels.checkpoint import load_tensors
 from worldmodels.data.synthetic import SyntheticClipDataset
@@ -110,6 +110,35 @@ def test_stage_all_runs_tokenizer_then_dynamics_with_per_stage_settings(tmp_path
     assert result.final_dir == tmp_path / "dynamics" / "final"
     assert json.loads((tmp_path / "dynamics" / "run.json").read_text())["train"]["lr"] == 1e-3
 
+
+def test_all_stages_lists_what_stage_all_runs_and_each_stage_starts_from_the_last(tmp_path: Path) -> None:
+    per_stage = {"lam": {"steps": 3}, "dynamics": {"steps": 2, "freeze_action_model": True}}
+    cfg = _cfg(tmp_path, stage="all", steps=2, all_stages=["tokenizer", "lam", "dynamics"], per_stage=per_stage)
+    assert cfg.stages == ("tokenizer", "lam", "dynamics")
+    result = train(cfg, model="toy-world", train_data=_data())
+    assert list(result.stages) == ["tokenizer", "lam", "dynamics"]
+    assert [r.step for r in result.stages.values()] == [2, 3, 2]
+    lam, dyn = _weights(tmp_path / "lam" / "final", "action_model."), _weights(result.final_dir, "action_model.")
+    assert lam and all(torch.equal(lam[k], dyn[k]) for k in lam)  # the dynamics ran on the lam stage's action model
+    tok, tok_lam = _weights(tmp_path / "tokenizer" / "final", "tokenizer."), _weights(tmp_path / "lam" / "final", "tokenizer.")
+    assert all(torch.equal(tok[k], tok_lam[k]) for k in tok)
+
+
+@pytest.mark.parametrize("stages", [["tokenizer", "tokenizer"], ["tokenizer", "decoder"], []])
+def test_all_stages_refuses_an_unknown_repeated_or_empty_list(stages: list[str]) -> None:
+    with pytest.raises(ConfigError, match="all_stages"):
+        TrainConfig(stage="all", all_stages=stages)
+
+
+def test_all_stages_refuses_a_stage_before_one_it_loads_from(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path, stage="all", steps=2, all_stages=["tokenizer", "dynamics", "lam"])
+    with pytest.raises(ConfigError, match="runs dynamics before lam"):
+        train(cfg, model="toy-world", train_data=_data())
+    assert not (tmp_path / "tokenizer").exists()  # refused before anything trained
+    recorded = build("toy-world", action_model={"name": "recorded", "num_actions": 4})
+    with pytest.raises(ConfigError, match="has no 'lam' stage"):
+        train(_cfg(tmp_path, stage="all", all_stages=["tokenizer", "lam", "dynamics"]), model=recorded,
+              train_data=_data())
 
 def test_a_model_trained_on_every_second_frame_records_it_and_is_evaluated_on_it(tmp_path: Path) -> None:
     from worldmodels.data.clips import ClipDataset

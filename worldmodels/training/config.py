@@ -16,7 +16,8 @@ Stages (the paper's training order, section 2.1 of Bruce et al. 2024):
   (``WorldModel.dynamics_loss(video, train_action_model=True)``), the tokenizer frozen;
   ``freeze_action_model=True`` keeps a pre-trained LAM frozen instead;
 * ``all``: the model's stages that ``stage=all`` runs: ``tokenizer`` then ``dynamics``
-  (:data:`ALL_STAGES`) for the built-in components.
+  (:data:`ALL_STAGES`) for the built-in components, or the list ``all_stages`` names
+  (``[tokenizer, lam, dynamics]`` pre-trains the latent action model before co-training it).
 
 A model declares which stages train it and plug-ins may register more
 (:mod:`worldmodels.training.stages`); ``stage`` accepts every registered one.
@@ -47,7 +48,7 @@ def _stage_names() -> tuple[str, ...]:
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 STRATEGIES: tuple[str, ...] = ("auto", "none", "ddp", "fsdp")
 
-_PER_STAGE_FORBIDDEN = ("stage", "per_stage", "run_dir", "resume", "strategy", "device")
+_PER_STAGE_FORBIDDEN = ("stage", "all_stages", "per_stage", "run_dir", "resume", "strategy", "device")
 
 
 def _unknown_keys(kind: str, keys: list[str], known: list[str], section: str) -> ConfigError:
@@ -69,7 +70,11 @@ class TrainConfig:
     parameters are not decayed), linear warmup then cosine decay to ``lr * min_lr_ratio``.
 
     Attributes:
-        stage: ``tokenizer``, ``lam``, ``dynamics`` or ``all`` (tokenizer then dynamics).
+        stage: ``tokenizer``, ``lam``, ``dynamics`` or ``all`` (tokenizer then dynamics, or ``all_stages``).
+        all_stages: the stages ``stage=all`` runs, in order; ``None`` runs the model's own
+            (:func:`~worldmodels.training.stages.default_stages`: tokenizer then dynamics for the
+            built-in components). ``[tokenizer, lam, dynamics]`` trains the latent action model
+            alone before the dynamics stage co-trains it.
         steps: optimizer steps of each stage.
         batch_size: *global* clips per optimizer step, split evenly over the ranks and the
             ``grad_accum`` micro-batches (so the loss curve does not depend on the world size).
@@ -120,6 +125,7 @@ class TrainConfig:
     """
 
     stage: str = "tokenizer"
+    all_stages: list[str] | None = None
     steps: int = 10_000
     batch_size: int = 8
     lr: float = 3e-4
@@ -160,6 +166,8 @@ class TrainConfig:
         self.betas = tuple(float(b) for b in self.betas)  # type: ignore[assignment]
         if self.init_components is not None:
             self.init_components = [str(c) for c in self.init_components]
+        if self.all_stages is not None:
+            self.all_stages = [str(s) for s in self.all_stages]
         self.validate()
 
     def validate(self) -> None:
@@ -168,6 +176,11 @@ class TrainConfig:
         stages = _stage_names()
         if self.stage not in (*stages, "all"):
             problems.append(f"stage={self.stage!r} is not one of {', '.join((*stages, 'all'))}")
+        if self.all_stages is not None:
+            unknown = [s for s in self.all_stages if s not in stages]
+            if not self.all_stages or unknown or len(set(self.all_stages)) < len(self.all_stages):
+                problems.append(f"all_stages={list(self.all_stages)!r} must list stages ({', '.join(stages)}), each "
+                                "once, in the order to run them (or be null for the model's own)")
         for name in ("steps", "batch_size", "grad_accum", "val_batches", "image_samples"):
             if int(getattr(self, name)) < 1:
                 problems.append(f"{name}={getattr(self, name)!r} must be >= 1")
@@ -215,7 +228,9 @@ class TrainConfig:
     def stages(self) -> tuple[str, ...]:
         """The stages this config runs for a model of the built-in components (:func:`~worldmodels.training.train`
         asks the model which stages ``all`` means)."""
-        return ALL_STAGES if self.stage == "all" else (self.stage,)
+        if self.stage != "all":
+            return (self.stage,)
+        return tuple(self.all_stages) if self.all_stages else ALL_STAGES
 
     def for_stage(self, stage: str) -> TrainConfig:
         """This config for one stage: ``stage`` set and ``per_stage[stage]`` applied."""

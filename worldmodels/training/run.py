@@ -40,7 +40,7 @@ from worldmodels.training.checkpointing import list_checkpoints
 from worldmodels.training.config import DataConfig, TrainConfig, configs_from
 from worldmodels.training.data import build_datasets
 from worldmodels.training.distributed import setup_distributed, teardown_distributed
-from worldmodels.training.stages import CHECKPOINTS_DIR, default_stages, model_weights_dir, stage_names
+from worldmodels.training.stages import CHECKPOINTS_DIR, model_weights_dir, stage_names, stages_to_run
 from worldmodels.training.trainer import StageResult, Trainer, build_seeded_model
 from worldmodels.world_model import WorldModel
 
@@ -155,7 +155,7 @@ def train(
 
 def _run_stages(train_cfg: TrainConfig, spec: Any, first: WorldModel, run_dir: Path, train_data: Dataset,
                 val_data: Dataset | None, data_cfg: DataConfig, results: dict[str, StageResult]) -> None:
-    stages = default_stages(first) if train_cfg.stage == "all" else (train_cfg.stage,)
+    stages = stages_to_run(first, train_cfg.stage, train_cfg.all_stages)
     if not stages:
         raise ConfigError(f"{first.name or 'The model'} declares no stage that stage=all runs; name one with train.stage.")
     for index, stage in enumerate(stages):

@@ -16,7 +16,8 @@ of the same run. The built-in stages (:data:`BUILTIN_STAGES`, the paper's order)
 A *model declares its stages*: each component class lists the stages that train it
 (:attr:`worldmodels.interfaces.Component.training_stages`; a recorded-action model, which learns
 nothing on its own, lists none), and :meth:`worldmodels.WorldModel.training_stages` collects them;
-``stage=all`` runs those that :attr:`TrainingStage.in_all` marks (tokenizer, then dynamics).
+``stage=all`` runs those that :attr:`TrainingStage.in_all` marks (tokenizer, then dynamics), or
+the stages ``train.all_stages`` lists (:func:`stages_to_run`).
 A plug-in adds a stage with :func:`register_stage`. Every other component is frozen: no
 gradients, not in the optimizer, in eval mode.
 """
@@ -175,6 +176,35 @@ def check_model_stage(model: WorldModel, stage: str) -> TrainingStage:
 def default_stages(model: WorldModel) -> tuple[str, ...]:
     """What ``stage=all`` runs for ``model``: its declared stages marked :attr:`TrainingStage.in_all`, in order."""
     return tuple(name for name in model_stages(model) if _STAGES[name].in_all)
+
+
+def stages_to_run(model: WorldModel, stage: str, all_stages: Sequence[str] | None = None) -> tuple[str, ...]:
+    """The stages ``train.stage=STAGE`` runs for ``model``, in order.
+
+    Args:
+        model: the world model.
+        stage: a stage name, or ``all``.
+        all_stages: what ``all`` means (``train.all_stages``); ``None``: :func:`default_stages`.
+
+    Raises:
+        ConfigError: for a stage the model does not declare, or a list that runs a stage before
+            one it takes a component from (``[dynamics, lam]`` would co-train a fresh action model
+            and then train another one that nothing uses).
+    """
+    if stage != "all":
+        check_model_stage(model, stage)
+        return (stage,)
+    if not all_stages:
+        return default_stages(model)
+    order = [check_model_stage(model, name).name for name in all_stages]
+    for index, name in enumerate(order):
+        later = [source for _, source in _STAGES[name].loads if source in order[index + 1:]]
+        if later:
+            raise ConfigError(
+                f"train.all_stages={order} runs {name} before {', '.join(later)}, which it takes a trained component "
+                f"from; list {', '.join(later)} first."
+            )
+    return tuple(order)
 
 
 def trained_components(stage: str, freeze_action_model: bool = False) -> tuple[str, ...]:

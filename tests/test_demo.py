@@ -16,7 +16,8 @@ if "genie-tiny" not in worldmodels.list_components("model"):
 
 TINY = [
     "demo.record.episodes=12", "demo.record.frames_per_episode=24", "demo.eval.max_clips=4",
-    "train.per_stage.tokenizer.steps=3", "train.per_stage.dynamics.steps=3", "demo.baseline.steps=3",
+    "train.per_stage.tokenizer.steps=3", "train.per_stage.lam.steps=3", "train.per_stage.dynamics.steps=3",
+    "demo.baseline.steps=3",
     "train.checkpoint_every=2",
     "train.progress=false", "train.tensorboard=false", "train.log_every=1",
 ]
@@ -70,7 +71,8 @@ def test_trained_world_responds_to_its_latent_actions(tmp_path: Path) -> None:
     from worldmodels.demo import run_demo
 
     longer = [o for o in TINY if "steps" not in o and "episodes" not in o] + [
-        "demo.record.episodes=60", "train.per_stage.tokenizer.steps=120", "train.per_stage.dynamics.steps=200",
+        "demo.record.episodes=60", "train.per_stage.tokenizer.steps=120", "train.per_stage.lam.steps=100",
+        "train.per_stage.dynamics.steps=200",
         "demo.baseline.enabled=false",
     ]
     result = run_demo(tmp_path / "demo", longer)

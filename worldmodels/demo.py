@@ -4,7 +4,8 @@
 (default ``coinrun-cpu`` from the Genie plug-in). Everything goes to one folder::
 
     OUT/data/            the recorded data set (uint8 shards + manifest.json; train/val/test levels)
-    OUT/run/             the training run (RUN/tokenizer, RUN/dynamics: checkpoints, logs, final models)
+    OUT/run/             the training run (RUN/tokenizer, RUN/lam, RUN/dynamics, the stages of the recipe's
+                         train.all_stages: checkpoints, logs, final models)
     OUT/baseline/        the recorded-action baseline: the same model conditioned on the true actions
                          (its dynamics trained on the run's tokenizer), reported beside the latent one
     OUT/token_cache/     the training clips' tokens, encoded once by the trained tokenizer (both dynamics use them)

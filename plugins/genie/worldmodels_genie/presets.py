@@ -42,7 +42,8 @@ def genie_tiny(**kwargs: Any) -> dict[str, Any]:
     (``docs/design.rst``, ``docs/experiments.rst``): a per-frame convolutional FSQ tokenizer
     (``frame-vq``) with 4x4-pixel tokens and an L1 + gradient + hard-patch loss, so the player
     survives tokenisation; MaskGIT dynamics on 2x2 groups of tokens (``token_patch=2``); a narrow
-    latent action model; an 8-step sampler at temperature 0.5, most confident tokens first;
+    latent action model on 8x8-pixel patches whose decoder warps the last frame
+    (``decoder_output="warp"``); an 8-step sampler at temperature 0.5, most confident tokens first;
     rotary temporal positions, so play appends each frame to the key/value cache (every preset).
     """
     model_args = dict(
@@ -53,7 +54,7 @@ def genie_tiny(**kwargs: Any) -> dict[str, Any]:
             recon_loss="l1+grad", hard_patch_fraction=0.05,
         ),
         action_model=dict(
-            patch_size=16, num_actions=8, action_dim=32,
+            patch_size=8, num_actions=8, action_dim=32, decoder_output="warp",
             encoder_dim=64, encoder_depth=2, encoder_heads=2, decoder_dim=64, decoder_depth=2, decoder_heads=2,
         ),
         dynamics=dict(

@@ -140,6 +140,7 @@ def test_all_stages_refuses_a_stage_before_one_it_loads_from(tmp_path: Path) -> 
         train(_cfg(tmp_path, stage="all", all_stages=["tokenizer", "lam", "dynamics"]), model=recorded,
               train_data=_data())
 
+
 def test_a_model_trained_on_every_second_frame_records_it_and_is_evaluated_on_it(tmp_path: Path) -> None:
     from worldmodels.data.clips import ClipDataset
     from worldmodels.data.shards import Episode, ShardWriter
